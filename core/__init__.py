@@ -1,0 +1,1 @@
+"""Training, evaluation and inference logic shared by the scripts."""
