@@ -14,6 +14,7 @@ config.input_img_size = 128
 config.output_label_size = 64
 config.label_xfirst = False       # records store (y, x) per point
 config.gaussian = 1               # heatmap sigma; 0 puts a single pixel
+config.mirror_heatmaps = False    # True: mirror rendered heatmaps as the original (half a pixel off)
 config.multiplier = 1.0           # channel width multiplier
 config.bn_mom = 0.9
 config.workspace = 256

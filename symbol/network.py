@@ -3,15 +3,11 @@ import json
 
 import mxnet as mx
 
+from data.geometry import FLIP_ORDER
+
 from .blocks import BLOCKS
 from .layers import Layers, concat, max_pool2
 from .topology import hourglass, sat
-
-# 68-point mirror order: point i of a mirrored face is point FLIP_ORDER[i].
-FLIP_ORDER = (list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30]
-              + list(range(35, 30, -1)) + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
-              + list(range(54, 47, -1)) + list(range(59, 54, -1)) + list(range(64, 59, -1))
-              + [67, 66, 65])
 
 NETWORKS = ('hourglass', 'satnet')
 LOSSES = ('heatmap', 'ce')

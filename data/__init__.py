@@ -1,0 +1,1 @@
+"""Face record sets: format, builders, augmentation and the training iterator."""

@@ -1,0 +1,91 @@
+"""Dump a record set, or its augmented training samples, as JPEGs with the
+landmarks drawn, plus a contact sheet PNG.
+
+    python -m data.inspect --rec data_2d/ibug.rec --out inspect/ibug --count 16
+    python -m data.inspect --rec data_2d/train.rec --out inspect/train --augmented
+"""
+import argparse
+import os
+import sys
+
+import cv2
+import numpy as np
+
+from .recordio import RecordReader
+
+SHEET_COLUMNS = 8
+SHEET_TILE = 160
+
+
+def draw_points(image_rgb, points, radius=2):
+    """Copy of the image with numbered-colour landmarks (jaw to lips) drawn."""
+    out = cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR)
+    for i, (x, y) in enumerate(np.asarray(points)):
+        colour = tuple(int(c) for c in cv2.applyColorMap(np.uint8([[i * 255 // 67]]),
+                                                         cv2.COLORMAP_JET)[0, 0])
+        cv2.circle(out, (int(round(x)), int(round(y))), radius, colour, -1, cv2.LINE_AA)
+    return out
+
+
+def contact_sheet(tiles_bgr, path):
+    """Tile BGR images into one PNG (SHEET_COLUMNS per row)."""
+    tiles = [cv2.resize(t, (SHEET_TILE, SHEET_TILE), interpolation=cv2.INTER_AREA)
+             for t in tiles_bgr]
+    while len(tiles) % SHEET_COLUMNS:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.hstack(tiles[i:i + SHEET_COLUMNS]) for i in range(0, len(tiles), SHEET_COLUMNS)]
+    cv2.imwrite(path, np.vstack(rows))
+
+
+def record_samples(rec, count):
+    reader = RecordReader(rec)
+    for key in reader.keys[:count]:
+        image, points = reader.read_face(key)
+        yield '%06d' % key, image, points
+
+
+def augmented_samples(rec, count, cfg):
+    """Training samples (aug_level 1) with points decoded from their heatmaps."""
+    from .iterator import FaceSegIter
+    batch_size = min(count, 16)
+    it = FaceSegIter(batch_size, path_imgrec=rec, aug_level=1, cfg=cfg, workers=0)
+    done = 0
+    for batch in it:
+        data, label = batch.data[0].asnumpy(), batch.label[0].asnumpy()
+        scale = cfg.input_img_size / float(cfg.output_label_size)
+        for i in range(batch_size - batch.pad):
+            flat = label[i].reshape(label.shape[1], -1).argmax(axis=1)
+            points = np.stack([flat % label.shape[3], flat // label.shape[3]], axis=1) * scale
+            yield 'aug%06d' % done, data[i].transpose(1, 2, 0).astype(np.uint8), points
+            done += 1
+            if done >= count:
+                return
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Dump records with landmarks drawn.')
+    parser.add_argument('--rec', required=True, help='record file (NAME.rec beside NAME.idx)')
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--count', type=int, default=32)
+    parser.add_argument('--augmented', action='store_true',
+                        help='dump augmented training samples (points from their heatmaps)')
+    args = parser.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    if args.augmented:
+        from core.config import load_config
+        samples = augmented_samples(args.rec, args.count, load_config()[0])
+    else:
+        samples = record_samples(args.rec, args.count)
+    tiles = []
+    for name, image, points in samples:
+        drawn = draw_points(image, points, radius=max(1, image.shape[0] // 128))
+        cv2.imwrite(os.path.join(args.out, name + '.jpg'), drawn)
+        tiles.append(drawn)
+    sheet = os.path.join(args.out, 'contact_sheet.png')
+    contact_sheet(tiles, sheet)
+    print('wrote %d images and %s' % (len(tiles), sheet))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

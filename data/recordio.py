@@ -1,0 +1,172 @@
+"""Face records: MXNet indexed RecordIO (`NAME.rec` + `NAME.idx`) holding a
+384x384 JPEG and 68 points stored (y, x) in the IRHeader label.
+
+The reader and writer are plain Python (byte-compatible with
+`mx.recordio.MXIndexedRecordIO`) so that worker processes need no MXNet, and
+so that a damaged record is reported instead of crashing a run.
+"""
+import os
+import struct
+
+import cv2
+import numpy as np
+
+MAGIC = 0xced7230a
+HEADER = struct.Struct('IfQQ')      # flag, label, id, id2 (mx.recordio.IRHeader)
+NUM_POINTS = 68
+
+
+class RecordError(ValueError):
+    """A record that cannot be used; the message names the file and record."""
+
+
+def index_path(rec_path):
+    return os.path.splitext(rec_path)[0] + '.idx'
+
+
+def pack_face(image_rgb, landmarks, record_id=0, quality=95):
+    """Record payload for an RGB image and 68 (x, y) points (stored (y, x))."""
+    points = np.asarray(landmarks, dtype=np.float32)
+    if points.shape != (NUM_POINTS, 2):
+        raise ValueError('expected %d (x, y) points, got shape %s' % (NUM_POINTS, points.shape))
+    ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError('JPEG encoding failed')
+    label = points[:, ::-1].reshape(-1)
+    return (HEADER.pack(len(label), 0.0, record_id, 0) + label.astype('<f4').tobytes()
+            + jpeg.tobytes())
+
+
+def unpack_label(payload, where='record'):
+    """(label floats, image bytes) of a payload."""
+    if len(payload) < HEADER.size:
+        raise RecordError('%s: payload of %d bytes is shorter than a header' % (where, len(payload)))
+    flag, label, _, _ = HEADER.unpack_from(payload)
+    body = payload[HEADER.size:]
+    if flag == 0:
+        return np.array([label], dtype=np.float32), body
+    if len(body) < 4 * flag:
+        raise RecordError('%s: header announces %d label floats, payload is too short' % (where, flag))
+    return np.frombuffer(body[:4 * flag], dtype='<f4').astype(np.float32), body[4 * flag:]
+
+
+def unpack_face(payload, label_xfirst=False, where='record'):
+    """(RGB uint8 image, (68, 2) float32 (x, y) points) of a payload."""
+    label, jpeg = unpack_label(payload, where)
+    if label.size != 2 * NUM_POINTS:
+        raise RecordError('%s: label has %d floats, expected %d (68 points)'
+                          % (where, label.size, 2 * NUM_POINTS))
+    points = label.reshape(NUM_POINTS, 2)
+    if not label_xfirst:
+        points = points[:, ::-1]
+    image = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise RecordError('%s: image bytes do not decode' % where)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), np.ascontiguousarray(points)
+
+
+class RecordReader(object):
+    """Random access to the records of `NAME.rec` through `NAME.idx`.
+
+    The file is opened lazily per process, so a reader can be handed to
+    forked workers.
+    """
+
+    def __init__(self, rec_path):
+        self.path = str(rec_path)
+        idx = index_path(self.path)
+        if not os.path.isfile(self.path):
+            raise FileNotFoundError('record file %s does not exist' % self.path)
+        if not os.path.isfile(idx):
+            raise FileNotFoundError('index %s is missing (every %s needs its .idx beside it)'
+                                    % (idx, os.path.basename(self.path)))
+        self.keys, self.offsets = [], {}
+        with open(idx) as f:
+            for line_no, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                parts = line.split('\t')
+                if len(parts) != 2:
+                    raise RecordError('%s line %d: expected "key<TAB>offset"' % (idx, line_no))
+                key = int(parts[0])
+                self.keys.append(key)
+                self.offsets[key] = int(parts[1])
+        self.size = os.path.getsize(self.path)
+        self._fd, self._pid = None, None
+
+    def __len__(self):
+        return len(self.keys)
+
+    def _file(self):
+        if self._pid != os.getpid():
+            self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
+        return self._fd
+
+    def read(self, key):
+        """Payload bytes of record `key`; RecordError when it is damaged."""
+        where = '%s record %d' % (self.path, key)
+        offset = self.offsets[key]
+        head = os.pread(self._file(), 8, offset)
+        if len(head) < 8:
+            raise RecordError('%s: file ends before the record (truncated)' % where)
+        magic, lrec = struct.unpack('<II', head)
+        if magic != MAGIC:
+            raise RecordError('%s: bad magic number (corrupt file)' % where)
+        if lrec >> 29:
+            raise RecordError('%s: multi-part records are not supported' % where)
+        length = lrec & ((1 << 29) - 1)
+        payload = os.pread(self._file(), length, offset + 8)
+        if len(payload) < length:
+            raise RecordError('%s: record is truncated (%d of %d bytes)'
+                              % (where, len(payload), length))
+        return payload
+
+    def read_face(self, key, label_xfirst=False):
+        return unpack_face(self.read(key), label_xfirst, '%s record %d' % (self.path, key))
+
+
+class RecordWriter(object):
+    """Write `PREFIX.rec` + `PREFIX.idx` atomically: records go to temporary
+    files renamed into place by `commit()`; leaving the `with` block through an
+    exception deletes them, so a failed build never leaves a half set."""
+
+    def __init__(self, prefix):
+        self.rec_path = str(prefix) + '.rec'
+        self.idx_path = str(prefix) + '.idx'
+        directory = os.path.dirname(self.rec_path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        self._rec = open(self.rec_path + '.tmp', 'wb')
+        self._idx = open(self.idx_path + '.tmp', 'w')
+        self.count = 0
+
+    def write(self, payload):
+        """Append a payload; its key is the running count."""
+        offset = self._rec.tell()
+        self._rec.write(struct.pack('<II', MAGIC, len(payload)) + payload)
+        self._rec.write(b'\x00' * (-len(payload) % 4))
+        self._idx.write('%d\t%d\n' % (self.count, offset))
+        self.count += 1
+
+    def commit(self):
+        self._rec.close()
+        self._idx.close()
+        os.replace(self.rec_path + '.tmp', self.rec_path)
+        os.replace(self.idx_path + '.tmp', self.idx_path)
+
+    def abort(self):
+        for f, path in ((self._rec, self.rec_path), (self._idx, self.idx_path)):
+            f.close()
+            if os.path.exists(path + '.tmp'):
+                os.remove(path + '.tmp')
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+        return False
