@@ -3,6 +3,7 @@ of MXNet so that spawned worker processes start fast and never inherit its
 threads."""
 import logging
 import multiprocessing as mp
+import signal
 
 import cv2
 import numpy as np
@@ -110,6 +111,7 @@ class BatchMaker(object):
 
 def worker_loop(maker, slots, tasks, results):
     cv2.setNumThreads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the main process's to handle
     while True:
         task = tasks.get()
         if task is None:

@@ -1,0 +1,153 @@
+"""The NME evaluation protocol of PIPELINE.md section 4 and the field's
+usual extras (other normalisations, CED curve, AUC, failure rate).
+
+Evaluation takes a predictor (a function from a data batch to heatmaps), so
+that a test can pass an oracle and the trainer its own module.
+"""
+import cv2
+import numpy as np
+
+from data import geometry
+
+DECODERS = ('argmax', 'subpixel')
+NORMS = ('eyes', 'ocular', 'box')
+
+
+def resize_heatmaps(heatmaps, size):
+    """(N, C, h, w) -> (N, C, size, size) with cv2.resize (bilinear,
+    half-pixel centres), as the original decoding did."""
+    out = np.empty(heatmaps.shape[:2] + (size, size), dtype=np.float32)
+    for n, maps in enumerate(heatmaps):
+        resized = cv2.resize(np.ascontiguousarray(maps.transpose(1, 2, 0)), (size, size),
+                             interpolation=cv2.INTER_LINEAR)
+        out[n] = resized.reshape(size, size, -1).transpose(2, 0, 1)
+    return out
+
+
+def decode_argmax(heatmaps, input_size):
+    """The original: resize each map to the input size, take its argmax
+    (row, col) as (y, x)."""
+    maps = resize_heatmaps(np.asarray(heatmaps, dtype=np.float32), input_size)
+    flat = maps.reshape(maps.shape[0], maps.shape[1], -1).argmax(axis=2)
+    return np.stack([flat % input_size, flat // input_size], axis=2).astype(np.float64)
+
+
+def decode_subpixel(heatmaps, input_size):
+    """Sub-pixel decoding on the heatmap grid: the argmax refined by the
+    vertex of a parabola through it and its two neighbours on each axis,
+    then mapped to input pixels (label pixel j covers input [j*s, (j+1)*s))."""
+    maps = np.asarray(heatmaps, dtype=np.float64)
+    n, c, h, w = maps.shape
+    flat = maps.reshape(n, c, -1).argmax(axis=2)
+    ys, xs = flat // w, flat % w
+    ii, jj = np.meshgrid(np.arange(n), np.arange(c), indexing='ij')
+
+    def offset(centre, before, after):
+        curvature = before - 2 * centre + after
+        with np.errstate(divide='ignore', invalid='ignore'):
+            delta = np.where(curvature < 0, 0.5 * (before - after) / curvature, 0.0)
+        return np.clip(delta, -0.5, 0.5)
+
+    centre = maps[ii, jj, ys, xs]
+    dx = offset(centre, maps[ii, jj, ys, np.clip(xs - 1, 0, w - 1)],
+                maps[ii, jj, ys, np.clip(xs + 1, 0, w - 1)])
+    dy = offset(centre, maps[ii, jj, np.clip(ys - 1, 0, h - 1), xs],
+                maps[ii, jj, np.clip(ys + 1, 0, h - 1), xs])
+    dx = np.where((xs == 0) | (xs == w - 1), 0, dx)
+    dy = np.where((ys == 0) | (ys == h - 1), 0, dy)
+    scale = input_size / float(w)
+    return np.stack([(xs + dx + 0.5) * scale - 0.5, (ys + dy + 0.5) * scale - 0.5], axis=2)
+
+
+def decode(heatmaps, input_size, decoder='argmax'):
+    """(N, C, 2) points in the input crop; NaN for maps that are not finite,
+    so a diverged network never scores."""
+    if decoder not in DECODERS:
+        raise ValueError('decoder must be one of %s, got %r' % (DECODERS, decoder))
+    heatmaps = np.asarray(heatmaps)
+    points = (decode_argmax if decoder == 'argmax' else decode_subpixel)(heatmaps, input_size)
+    points[~np.isfinite(heatmaps).all(axis=(2, 3))] = np.nan
+    return points
+
+
+def to_record_frame(crop_points, align, crop):
+    """Map points of the input crop back through both inverse transforms."""
+    return geometry.apply(geometry.invert(align),
+                          geometry.apply(geometry.invert(crop), crop_points))
+
+
+def round_trip_ground_truth(points, align, crop, landmark_type):
+    """Ground truth into the crop, floored (2D) or rounded (3D), and back."""
+    in_crop = geometry.apply(crop, geometry.apply(align, points))
+    in_crop = np.floor(in_crop) if landmark_type == '2d' else np.round(in_crop)
+    return to_record_frame(in_crop, align, crop)
+
+
+def normaliser(gt, landmark_type, norm='eyes'):
+    """Per-image normalising distance for (N, 68, 2) ground truth: 2D eyes =
+    eye-centre distance, 3D = sqrt(w h) of the landmark box; `ocular` = outer
+    eye corners 36-45; `box` = sqrt(w h) for either."""
+    gt = np.asarray(gt, dtype=np.float64)
+    if norm == 'ocular':
+        return np.linalg.norm(gt[:, 36] - gt[:, 45], axis=1)
+    if norm == 'box' or landmark_type == '3d':
+        size = gt.max(axis=1) - gt.min(axis=1)
+        return np.sqrt(size[:, 0] * size[:, 1])
+    left = (gt[:, 36] + gt[:, 39]) / 2
+    right = (gt[:, 42] + gt[:, 45]) / 2
+    return np.linalg.norm(left - right, axis=1)
+
+
+def nme(pred, gt, landmark_type='2d', norm='eyes'):
+    """Per-image normalised mean error: mean point-to-point distance over the
+    68 points divided by the normaliser."""
+    errors = np.linalg.norm(np.asarray(pred, dtype=np.float64) - gt, axis=2).mean(axis=1)
+    return errors / normaliser(gt, landmark_type, norm)
+
+
+def ced(errors, threshold, steps=1000):
+    """(x, fraction of images with error <= x) on [0, threshold]."""
+    x = np.linspace(0, threshold, steps + 1)
+    errors = np.sort(np.asarray(errors))
+    return x, np.searchsorted(errors, x, side='right') / float(len(errors))
+
+
+def auc(errors, threshold):
+    """Area under the CED curve up to `threshold`, divided by `threshold`."""
+    x, y = ced(errors, threshold)
+    return float(np.trapz(y, x) / threshold)
+
+
+def failure_rate(errors, threshold):
+    """Fraction of images whose NME is above `threshold`."""
+    return float(np.mean(np.asarray(errors) > threshold))
+
+
+def predict_record_frame(predictor, batches, cfg, decoder='argmax'):
+    """Run `predictor(batch) -> (N, 68, h, w) heatmaps` over evaluation
+    batches (aug_level 0 iterator); returns predicted and ground-truth points
+    in the record frame plus the round-tripped ground truth, for valid samples."""
+    preds, gts, trips = [], [], []
+    landmark_type = cfg.get('landmark_type', '2d')
+    for batch in batches:
+        keep = np.flatnonzero(batch.valid)
+        if keep.size == 0:
+            continue
+        heatmaps = np.asarray(predictor(batch))[keep]
+        crop_points = decode(heatmaps, cfg.input_img_size, decoder)
+        for k, i in enumerate(keep):
+            align, crop = batch.transforms[i]
+            preds.append(to_record_frame(crop_points[k], align, crop))
+            gts.append(batch.points[i])
+            trips.append(round_trip_ground_truth(batch.points[i], align, crop, landmark_type))
+    return np.array(preds), np.array(gts), np.array(trips)
+
+
+def evaluate(predictor, batches, cfg, decoder='argmax'):
+    """Per-image NME of the original protocol and of the other
+    normalisations: {'nme': array, 'nme_ocular': array, 'nme_box': array}."""
+    preds, _, trips = predict_record_frame(predictor, batches, cfg, decoder)
+    landmark_type = cfg.get('landmark_type', '2d')
+    return {'nme': nme(preds, trips, landmark_type),
+            'nme_ocular': nme(preds, trips, landmark_type, 'ocular'),
+            'nme_box': nme(preds, trips, landmark_type, 'box')}

@@ -1,0 +1,76 @@
+"""ONadam and the epoch-step learning-rate schedule of the training loop."""
+import mxnet as mx
+
+
+@mx.optimizer.Optimizer.register
+class ONadam(mx.optimizer.Optimizer):
+    """Nadam with the warming momentum schedule.
+
+    The gradient is `grad * rescale_grad + wd * weight` (the original's
+    operator-precedence bug multiplied instead), then clipped to
+    +-clip_gradient (5 by default). The momentum-schedule product is kept per
+    parameter.
+    """
+
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8,
+                 schedule_decay=0.004, clip_gradient=5.0, **kwargs):
+        super(ONadam, self).__init__(learning_rate=learning_rate, clip_gradient=clip_gradient,
+                                     **kwargs)
+        self.beta1, self.beta2 = beta1, beta2
+        self.epsilon, self.schedule_decay = epsilon, schedule_decay
+        self.m_schedule = {}
+
+    def create_state(self, index, weight):
+        return (mx.nd.zeros(weight.shape, weight.context, dtype=weight.dtype),
+                mx.nd.zeros(weight.shape, weight.context, dtype=weight.dtype))
+
+    def update(self, index, weight, grad, state):
+        self._update_count(index)
+        t = self._index_update_count[index]
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        grad = grad * self.rescale_grad + wd * weight
+        if self.clip_gradient is not None:
+            grad = mx.nd.clip(grad, -self.clip_gradient, self.clip_gradient)
+        momentum_t = self.beta1 * (1.0 - 0.5 * 0.96 ** (t * self.schedule_decay))
+        momentum_next = self.beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * self.schedule_decay))
+        schedule = self.m_schedule.get(index, 1.0) * momentum_t
+        self.m_schedule[index] = schedule
+        schedule_next = schedule * momentum_next
+        mean, var = state
+        mean[:] = self.beta1 * mean + (1.0 - self.beta1) * grad
+        var[:] = self.beta2 * var + (1.0 - self.beta2) * grad * grad
+        grad_prime = grad / (1.0 - schedule)
+        mean_prime = mean / (1.0 - schedule_next)
+        var_prime = var / (1.0 - self.beta2 ** t)
+        mean_bar = (1.0 - momentum_t) * grad_prime + momentum_next * mean_prime
+        weight[:] -= lr * mean_bar / (mx.nd.sqrt(var_prime) + self.epsilon)
+
+
+class EpochStepSchedule(mx.lr_scheduler.LRScheduler):
+    """base_lr x 0.2 for each epoch step reached, except the last step, which
+    ends training."""
+
+    def __init__(self, base_lr, epoch_steps, batches_per_epoch, factor=0.2):
+        super(EpochStepSchedule, self).__init__(base_lr=base_lr)
+        self.epoch_steps = sorted(epoch_steps)
+        self.batches_per_epoch = max(1, batches_per_epoch)
+        self.factor = factor
+
+    def lr_at_epoch(self, epoch):
+        reached = sum(1 for step in self.epoch_steps[:-1] if epoch >= step)
+        return self.base_lr * self.factor ** reached
+
+    def __call__(self, num_update):
+        return self.lr_at_epoch(num_update // self.batches_per_epoch)
+
+
+def parse_epoch_steps(text):
+    """'20,35,45' -> [20, 35, 45]; the last step is the end of training."""
+    try:
+        steps = [int(v) for v in str(text).split(',') if v.strip()]
+    except ValueError:
+        steps = []
+    if not steps or any(s <= 0 for s in steps) or steps != sorted(steps):
+        raise ValueError("--lr-epoch-step must be increasing positive epochs like '20,35,45', "
+                         "got %r" % text)
+    return steps

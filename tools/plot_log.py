@@ -1,0 +1,58 @@
+"""Plot a training CSV log (PREFIX-log.csv) as loss and NME curves.
+
+    python -m tools.plot_log models/my-model/model-log.csv [--out curves.png]
+"""
+import argparse
+import csv
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_log(path):
+    """{column: [(step, value), ...]} of the non-empty cells."""
+    series = {}
+    with open(path, newline='') as f:
+        for row in csv.DictReader(f):
+            for key, value in row.items():
+                if key != 'step' and value not in ('', None):
+                    series.setdefault(key, []).append((int(row['step']), float(value)))
+    return series
+
+
+def plot(path, out):
+    series = read_log(path)
+    fig, (ax_loss, ax_nme) = plt.subplots(1, 2, figsize=(11, 4))
+    if 'loss' in series:
+        ax_loss.plot(*zip(*series['loss']), color='tab:blue')
+    ax_loss.set(title='training loss', xlabel='step', ylabel='heatmap loss')
+    ax_loss.set_yscale('log')
+    for key in sorted(k for k in series if k.startswith('nme_')):
+        ax_nme.plot(*zip(*series[key]), marker='o', label=key[4:])
+    ax_nme.set(title='validation NME', xlabel='step', ylabel='NME (%)')
+    if any(k.startswith('nme_') for k in series):
+        ax_nme.legend()
+    for ax in (ax_loss, ax_nme):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Plot loss and NME curves of a training log.')
+    parser.add_argument('log', help='PREFIX-log.csv written by train.py')
+    parser.add_argument('--out', help='PNG to write (default: beside the log)')
+    args = parser.parse_args(argv)
+    out = args.out or os.path.splitext(args.log)[0] + '.png'
+    print('wrote %s' % plot(args.log, out))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
