@@ -123,31 +123,38 @@ def failure_rate(errors, threshold):
     return float(np.mean(np.asarray(errors) > threshold))
 
 
-def predict_record_frame(predictor, batches, cfg, decoder='argmax'):
+def predict_record_frame(predictor, batches, cfg, decoders=('argmax',)):
     """Run `predictor(batch) -> (N, 68, h, w) heatmaps` over evaluation
-    batches (aug_level 0 iterator); returns predicted and ground-truth points
-    in the record frame plus the round-tripped ground truth, for valid samples."""
-    preds, gts, trips = [], [], []
+    batches (aug_level 0 iterator). Returns ({decoder: predicted points},
+    ground truth, round-tripped ground truth), all in the record frame, for
+    the valid samples."""
+    preds = {d: [] for d in decoders}
+    gts, trips = [], []
     landmark_type = cfg.get('landmark_type', '2d')
     for batch in batches:
         keep = np.flatnonzero(batch.valid)
         if keep.size == 0:
             continue
         heatmaps = np.asarray(predictor(batch))[keep]
-        crop_points = decode(heatmaps, cfg.input_img_size, decoder)
-        for k, i in enumerate(keep):
-            align, crop = batch.transforms[i]
-            preds.append(to_record_frame(crop_points[k], align, crop))
+        for decoder in decoders:
+            crop_points = decode(heatmaps, cfg.input_img_size, decoder)
+            preds[decoder] += [to_record_frame(p, *batch.transforms[i])
+                               for p, i in zip(crop_points, keep)]
+        for i in keep:
             gts.append(batch.points[i])
-            trips.append(round_trip_ground_truth(batch.points[i], align, crop, landmark_type))
-    return np.array(preds), np.array(gts), np.array(trips)
+            trips.append(round_trip_ground_truth(batch.points[i], *batch.transforms[i],
+                                                 landmark_type))
+    return {d: np.array(p) for d, p in preds.items()}, np.array(gts), np.array(trips)
+
+
+def metrics(pred, trips, landmark_type):
+    """Per-image NME under the protocol's and the other normalisations."""
+    return {'nme': nme(pred, trips, landmark_type),
+            'nme_ocular': nme(pred, trips, landmark_type, 'ocular'),
+            'nme_box': nme(pred, trips, landmark_type, 'box')}
 
 
 def evaluate(predictor, batches, cfg, decoder='argmax'):
-    """Per-image NME of the original protocol and of the other
-    normalisations: {'nme': array, 'nme_ocular': array, 'nme_box': array}."""
-    preds, _, trips = predict_record_frame(predictor, batches, cfg, decoder)
-    landmark_type = cfg.get('landmark_type', '2d')
-    return {'nme': nme(preds, trips, landmark_type),
-            'nme_ocular': nme(preds, trips, landmark_type, 'ocular'),
-            'nme_box': nme(preds, trips, landmark_type, 'box')}
+    """Per-image NMEs ({'nme', 'nme_ocular', 'nme_box'}) of one decoder."""
+    preds, _, trips = predict_record_frame(predictor, batches, cfg, (decoder,))
+    return metrics(preds[decoder], trips, cfg.get('landmark_type', '2d'))

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Pairwise IoU of two box sets with the +1 area convention (computed in
 double, returned as float32)."""
 import numpy as np

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Greedy NMS with the +1 area convention of the ESSH detector (IoU in double,
 like the NumPy version, so both keep the same boxes)."""
 import numpy as np
@@ -35,6 +35,6 @@ def nms(np.ndarray[np.float32_t, ndim=2] dets, double thresh):
             h = max(0.0, min(iy2, y2[j]) - max(iy1, y1[j]) + 1)
             inter = w * h
             ovr = inter / (iarea + areas[j] - inter)
-            if ovr > thresh:
+            if not ovr <= thresh:   # NaN overlaps (degenerate boxes) suppress, as in NumPy
                 suppressed[j] = 1
     return keep

@@ -35,6 +35,9 @@ def test_cython_helpers_are_built_and_agree_with_numpy():
         dets = np.hstack([xy, xy + wh, rng.uniform(0, 1, (300, 1))]).astype(np.float32)
         if trial % 2:
             dets[:, :4] = np.round(dets[:, :4])
+        if trial % 5 == 0:      # degenerate boxes: zero or negative +1-areas
+            dets[:20, 2:4] = dets[:20, 0:2] - 1
+            dets[20:30, 2] = dets[20:30, 0] - 3
         assert cython_ext.nms(dets, 0.3) == cython_ext.nms_numpy(dets, 0.3)
         np.testing.assert_array_equal(cython_ext.bbox_overlaps(dets[:50, :4], dets[50:80, :4]),
                                       cython_ext.bbox_overlaps_numpy(dets[:50, :4], dets[50:80, :4]))
