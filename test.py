@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from core.evaluate import DECODERS
 from core.handler import Handler, to_bgr8
+from core.predictor import BACKENDS
 from core.visualize import draw_landmarks
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -69,13 +70,15 @@ def main(argv=None):
     parser.add_argument('--detector', default='default', choices=['default', 'essh'],
                         help='default: OpenCV cascades (bundled); essh: essh-model/essh')
     parser.add_argument('--decoder', default='subpixel', choices=DECODERS)
+    parser.add_argument('--backend', default='mxnet', choices=BACKENDS,
+                        help='run the network with MXNet or ONNX Runtime')
     parser.add_argument('--output', default='test-output', help='folder for PNG and JSON')
     parser.add_argument('--numbers', action='store_true', help='number the points')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     os.makedirs(args.output, exist_ok=True)
     handler = Handler(args.prefix, args.epoch, args.gpu, detector=args.detector,
-                      decoder=args.decoder)
+                      decoder=args.decoder, backend=args.backend)
     failures, total_faces = 0, 0
     paths = list(list_images(args.inputs))
     for path in tqdm(paths, unit='image', disable=not sys.stderr.isatty()):

@@ -14,7 +14,7 @@ import numpy as np
 
 from core import evaluate
 from core.config import load_config
-from core.predictor import MXNetPredictor
+from core.predictor import BACKENDS, make_predictor
 from core.handler import Handler
 from core.visualize import plot_ced
 from data.augment import DEFAULT_TOP_RAISE, TOP_RAISE, eval_transforms
@@ -108,6 +108,8 @@ def main(argv=None):
     parser.add_argument('--landmark-type', choices=['2d', '3d'],
                         help='default: 3d for AFLW2000-3D, else 2d')
     parser.add_argument('--decoder', default='subpixel', choices=evaluate.DECODERS)
+    parser.add_argument('--backend', default='mxnet', choices=BACKENDS,
+                        help='run the network with MXNet or ONNX Runtime')
     parser.add_argument('--use-essh', action='store_true',
                         help='find faces with ESSH (essh-model/essh) instead of the '
                         'ground-truth box')
@@ -122,7 +124,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     import mxnet as mx
     ctx = mx.cpu() if args.gpu < 0 else mx.gpu(args.gpu)
-    predictor = MXNetPredictor(args.prefix, args.epoch, ctx)
+    predictor = make_predictor(args.prefix, args.epoch, ctx, args.backend)
     handler = None
     if args.use_essh or args.use_default_detector:
         handler = Handler(args.prefix, args.epoch, args.gpu, predictor=predictor,

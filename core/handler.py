@@ -9,7 +9,7 @@ import numpy as np
 from data import augment, geometry
 
 from . import evaluate
-from .predictor import MXNetPredictor
+from .predictor import make_predictor
 
 MAX_DETECT_SIDE = 1600      # larger photos are downscaled for detection
 DETECT_THRESHOLD = 0.4
@@ -74,13 +74,14 @@ class Handler(object):
         landmarks = handler.get_landmark(cv2.imread('photo.jpg'))   # (faces, 68, 2)
 
     `detector` is 'default' (OpenCV cascades, bundled), 'essh' (needs
-    essh-model/essh-0000.params) or any object with `detect(img_bgr)`.
+    essh-model/essh-0000.params) or any object with `detect(img_bgr)`;
+    `backend` 'mxnet' or 'onnx' (ONNX Runtime).
     """
 
     def __init__(self, prefix, epoch=0, ctx_id=-1, detector='default', decoder='subpixel',
-                 predictor=None, input_size=128):
+                 predictor=None, input_size=128, backend='mxnet'):
         ctx = mx.cpu() if ctx_id < 0 else mx.gpu(ctx_id)
-        self.predictor = predictor or MXNetPredictor(prefix, epoch, ctx, input_size=input_size)
+        self.predictor = predictor or make_predictor(prefix, epoch, ctx, backend, input_size)
         self.input_size, self.decoder = input_size, decoder
         if detector == 'essh':
             from essh import ESSHDetector

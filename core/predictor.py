@@ -1,4 +1,6 @@
 """Heatmap prediction from a checkpoint: (N, 3, S, S) RGB -> (N, 68, L, L)."""
+import os
+
 import mxnet as mx
 import numpy as np
 
@@ -33,3 +35,35 @@ class MXNetPredictor(object):
             self.module.forward(mx.io.DataBatch([mx.nd.array(padded)]), is_train=False)
             out.append(self.module.get_outputs()[0].asnumpy()[:len(chunk)])
         return np.concatenate(out) if out else np.zeros((0,))
+
+
+class OnnxPredictor(object):
+    """The same prediction run by ONNX Runtime (threads = cores). The model is
+    exported next to the checkpoint (PREFIX-%04d.onnx, dynamic batch) the
+    first time, or whenever the parameters are newer."""
+
+    def __init__(self, prefix, epoch, input_size=128):
+        from .onnx_export import export, ort_session
+        path = '%s-%04d.onnx' % (prefix, epoch)
+        params = '%s-%04d.params' % (prefix, epoch)
+        if not os.path.isfile(path) or os.path.getmtime(path) < os.path.getmtime(params):
+            sym, arg_params, aux_params = load_checkpoint(prefix, epoch)
+            export(sym, arg_params, aux_params, path, 'dynamic', input_size)
+        self.session = ort_session(path)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, data):
+        data = np.ascontiguousarray(data, dtype=np.float32)
+        return self.session.run(None, {self.input_name: data})[0]
+
+
+BACKENDS = ('mxnet', 'onnx')
+
+
+def make_predictor(prefix, epoch, ctx=None, backend='mxnet', input_size=128):
+    """A predictor of the chosen backend ('mxnet' or 'onnx')."""
+    if backend == 'onnx':
+        return OnnxPredictor(prefix, epoch, input_size)
+    if backend != 'mxnet':
+        raise ValueError('backend must be one of %s, got %r' % (BACKENDS, backend))
+    return MXNetPredictor(prefix, epoch, ctx, input_size=input_size)
