@@ -212,7 +212,7 @@ class Trainer(object):
                         raise KeyboardInterrupt
                 bar.close()
             if self.step % self.args.verbose:
-                self._validate_and_save(mod, end_epoch, loss)
+                self._validate_and_save(mod, end_epoch, None)
             if self.args.ckpt:
                 self.save(mod, -(-self.step // self.args.verbose))
             return self.last_nme

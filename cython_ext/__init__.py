@@ -22,7 +22,8 @@ def nms_numpy(dets, thresh):
         w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
         h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
         inter = w * h
-        ovr = inter / (areas[i] + areas[rest] - inter)
+        with np.errstate(divide='ignore', invalid='ignore'):   # degenerate boxes give NaN
+            ovr = inter / (areas[i] + areas[rest] - inter)
         order = rest[ovr <= thresh]
     return keep
 

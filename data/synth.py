@@ -117,6 +117,18 @@ def draw_face(image, pts, rng):
         cv2.fillPoly(image, [_poly(np.concatenate([hair_top, pts[[16]], pts[[0]]]))], hair,
                      cv2.LINE_AA)
     cv2.fillPoly(image, [_poly(outline)], tuple(skin), cv2.LINE_AA)
+    # Soft shading: darker eye sockets and a shadow under the nose.
+    shade = np.zeros(image.shape[:2], np.float32)
+    for group in (LEFT_EYE, RIGHT_EYE):
+        eye = pts[list(group)]
+        centre = tuple(int(v) for v in eye.mean(axis=0))
+        axes = (int(0.9 * np.ptp(eye[:, 0]) + 1), int(0.45 * np.ptp(eye[:, 0]) + 1))
+        cv2.ellipse(shade, centre, axes, 0, 0, 360, 0.35, -1)
+    nose = pts[33]
+    cv2.ellipse(shade, (int(nose[0]), int(nose[1] + thick)),
+                (int(face_w * 0.12) + 1, int(face_w * 0.03) + 1), 0, 0, 360, 0.3, -1)
+    shade = cv2.GaussianBlur(shade, (0, 0), max(1.0, face_w / 25))
+    image *= (1 - shade)[:, :, None]
     cv2.polylines(image, [_poly(pts[list(JAW)])], False, tuple(skin * 0.6), thick, cv2.LINE_AA)
     # Brows.
     brow = _colour(rng, 10, 90)
@@ -154,14 +166,14 @@ def draw_face(image, pts, rng):
     return image
 
 
-def _finish(image, rng, face_box):
-    """Lighting, occlusion, blur and noise; returns uint8 RGB."""
+def _finish(image, rng, face_box, occlusion=True):
+    """Lighting, occlusion (optional), blur and noise; returns uint8 RGB."""
     size = image.shape[0]
     angle = rng.uniform(0, 2 * np.pi)
     ys, xs = np.mgrid[0:size, 0:size] / float(size)
     light = 1 + rng.uniform(0, 0.5) * ((xs - 0.5) * np.cos(angle) + (ys - 0.5) * np.sin(angle))
     image = image * light[:, :, None] * rng.uniform(0.7, 1.2)
-    if rng.uniform() < 0.25:
+    if occlusion and rng.uniform() < 0.25:
         x0, y0, x1, y1 = face_box
         w, h = (x1 - x0) * rng.uniform(0.2, 0.5), (y1 - y0) * rng.uniform(0.15, 0.4)
         cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
@@ -192,14 +204,15 @@ def synth_face(rng, size=geometry.RECORD_SIZE):
 
 
 def synth_photo(rng, size=640, faces=3):
-    """A photo with several non-overlapping faces: (image, [points])."""
+    """A photo with several non-overlapping, unoccluded faces of little roll
+    (sample photos for the detector): (image, [points])."""
     image = _background(rng, size)
     placed, boxes = [], []
     cell = size // faces
     for i in range(faces):
         pts = random_face_points(rng)
         matrix = geometry.crop_transform(pts.mean(axis=0), geometry.RECORD_SIZE * rng.uniform(1.0, 1.3),
-                                         rng.uniform(-15, 15), cell)
+                                         rng.uniform(-8, 8), cell)
         matrix[0, 2] += i * cell
         matrix[1, 2] += rng.uniform(0, size - cell)
         pts = geometry.apply(matrix, pts)
@@ -207,7 +220,7 @@ def synth_photo(rng, size=640, faces=3):
         placed.append(pts)
         boxes.append(np.concatenate([pts.min(axis=0), pts.max(axis=0)]))
     union = np.concatenate([np.min(boxes, axis=0)[:2], np.max(boxes, axis=0)[2:]])
-    return _finish(image, rng, union), placed
+    return _finish(image, rng, union, occlusion=False), placed
 
 
 def write_records(out_prefix, count, seed=0, progress=True):

@@ -8,7 +8,7 @@ import numpy as np
 
 import cython_ext
 
-CASCADES = ('haarcascade_frontalface_alt2.xml', 'haarcascade_profileface.xml')
+CASCADES = ('haarcascade_frontalface_default.xml', 'haarcascade_profileface.xml')
 NMS_OVERLAP = 0.3
 
 

@@ -129,13 +129,14 @@ def test_module_training_reduces_loss(small_cfg):
     label = np.zeros((4, 68, 64, 64), np.float32)
     label[:, :, 20:24, 30:34] = 20.0
     batch = mx.io.DataBatch([mx.nd.array(data)], [mx.nd.array(label)])
+    mx.random.seed(0)
     mod = mx.mod.Module(sym, data_names=['data'], label_names=['softmax_label'],
                         context=mx.cpu())
     mod.bind(data_shapes=[('data', data.shape)], label_shapes=[('softmax_label', label.shape)])
     mod.init_params(mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2))
     mod.init_optimizer(optimizer='adam', optimizer_params={'learning_rate': 1e-3})
     losses = []
-    for _ in range(30):
+    for _ in range(40):
         mod.forward(batch, is_train=True)
         losses.append(float(mod.get_outputs()[0].asnumpy()))
         mod.backward()

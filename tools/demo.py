@@ -56,7 +56,7 @@ def main(argv=None):
     samples = sorted(glob.glob(os.path.join(ROOT, 'sample-images', '*.jpg')))
     if not samples:
         run(['-m', 'data.synth', '--photos', os.path.join(ROOT, 'sample-images'), '--count', '4',
-             '--seed', '5'], 'sample photos')
+             '--seed', '10'], 'sample photos')
     steps = '%d,%d' % (args.epochs - 2, args.epochs)
     run(['train.py', '--prefix', os.path.join(model, 'model'), '--set', 'dataset_path=' + data,
          '--set', "val_targets=['synth_test']", '--per-batch-size', '16', '--lr', '1e-3',
