@@ -12,7 +12,6 @@ from . import evaluate
 from .predictor import make_predictor
 
 MAX_DETECT_SIDE = 1600      # larger photos are downscaled for detection
-DETECT_THRESHOLD = 0.4
 ESSH_PREFIX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            'essh-model', 'essh')
 # The cascade's boxes are tighter than ESSH's: the first-pass crop widens them.
@@ -100,7 +99,6 @@ class Handler(object):
         small = image_bgr if scale == 1.0 else cv2.resize(image_bgr, None, fx=scale, fy=scale,
                                                           interpolation=cv2.INTER_AREA)
         dets = np.array(self.detector.detect(small), dtype=np.float64)
-        dets = dets[dets[:, 4] >= DETECT_THRESHOLD] if dets.shape[1] == 15 else dets
         dets[:, :4] /= scale
         if dets.shape[1] == 15:
             dets[:, 5:] /= scale

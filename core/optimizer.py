@@ -1,9 +1,15 @@
-"""ONadam and the epoch-step learning-rate schedule of the training loop."""
-import mxnet as mx
+"""ONadam and the epoch-step learning-rate schedule of the training loop.
+
+Submodules are imported directly: a dist_sync parameter server unpickles
+these classes while `mxnet` itself is still being imported.
+"""
+from mxnet import ndarray as nd
+from mxnet.lr_scheduler import LRScheduler
+from mxnet.optimizer import Optimizer
 
 
-@mx.optimizer.Optimizer.register
-class ONadam(mx.optimizer.Optimizer):
+@Optimizer.register
+class ONadam(Optimizer):
     """Nadam with the warming momentum schedule.
 
     The gradient is `grad * rescale_grad + wd * weight` (the original's
@@ -21,8 +27,8 @@ class ONadam(mx.optimizer.Optimizer):
         self.m_schedule = {}
 
     def create_state(self, index, weight):
-        return (mx.nd.zeros(weight.shape, weight.context, dtype=weight.dtype),
-                mx.nd.zeros(weight.shape, weight.context, dtype=weight.dtype))
+        return (nd.zeros(weight.shape, weight.context, dtype=weight.dtype),
+                nd.zeros(weight.shape, weight.context, dtype=weight.dtype))
 
     def update(self, index, weight, grad, state):
         self._update_count(index)
@@ -30,7 +36,7 @@ class ONadam(mx.optimizer.Optimizer):
         lr, wd = self._get_lr(index), self._get_wd(index)
         grad = grad * self.rescale_grad + wd * weight
         if self.clip_gradient is not None:
-            grad = mx.nd.clip(grad, -self.clip_gradient, self.clip_gradient)
+            grad = nd.clip(grad, -self.clip_gradient, self.clip_gradient)
         momentum_t = self.beta1 * (1.0 - 0.5 * 0.96 ** (t * self.schedule_decay))
         momentum_next = self.beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * self.schedule_decay))
         schedule = self.m_schedule.get(index, 1.0) * momentum_t
@@ -43,10 +49,10 @@ class ONadam(mx.optimizer.Optimizer):
         mean_prime = mean / (1.0 - schedule_next)
         var_prime = var / (1.0 - self.beta2 ** t)
         mean_bar = (1.0 - momentum_t) * grad_prime + momentum_next * mean_prime
-        weight[:] -= lr * mean_bar / (mx.nd.sqrt(var_prime) + self.epsilon)
+        weight[:] -= lr * mean_bar / (nd.sqrt(var_prime) + self.epsilon)
 
 
-class EpochStepSchedule(mx.lr_scheduler.LRScheduler):
+class EpochStepSchedule(LRScheduler):
     """base_lr x 0.2 for each epoch step reached, except the last step, which
     ends training."""
 

@@ -98,23 +98,30 @@ class Trainer(object):
         self.batch_size = args.per_batch_size * len(self.ctx)
         self.epoch_steps = parse_epoch_steps(args.lr_epoch_step)
         self.sym = get_symbol(cfg)
+        self.kvstore = mx.kv.create(args.kvstore)
         train_rec = os.path.join(cfg.dataset_path, 'train.rec')
         self.train_iter = FaceSegIter(self.batch_size, args.per_batch_size, train_rec, aug_level=1,
                                       exf=args.exf, use_coherent=cfg.net_coherent, cfg=cfg,
-                                      workers=args.workers, seed=args.seed)
+                                      workers=args.workers, seed=args.seed + self.kvstore.rank,
+                                      part_index=self.kvstore.rank,
+                                      num_parts=self.kvstore.num_workers)
+        # In distributed runs only the chief (rank 0) validates and saves.
+        self.chief = self.kvstore.rank == 0
         self.targets = [t for t in cfg.val_targets
-                        if os.path.isfile(os.path.join(cfg.dataset_path, t + '.rec'))]
+                        if self.chief and os.path.isfile(os.path.join(cfg.dataset_path, t + '.rec'))]
         self.val_iters = [FaceSegIter(self.batch_size, args.per_batch_size,
                                       os.path.join(cfg.dataset_path, t + '.rec'), aug_level=0,
                                       cfg=cfg, workers=0) for t in self.targets]
-        if not self.targets:
+        if self.chief and not self.targets:
             log.warning('no validation target of %s found in %s', cfg.val_targets,
                         cfg.dataset_path)
-        self.batches_per_epoch = self.train_iter._num_batches
+        self.batches_per_epoch = self.train_iter.num_batches
         self.schedule = EpochStepSchedule(args.lr, self.epoch_steps, self.batches_per_epoch)
         self.improvement = Improvement()
-        self.log = CsvLog(args.prefix + '-log.csv', self.targets)
+        suffix = '' if self.chief else '-rank%d' % self.kvstore.rank
+        self.log = CsvLog(args.prefix + '-log%s.csv' % suffix, self.targets)
         self.step = 0
+        self.saved = None
 
     # Set-up -----------------------------------------------------------------
 
@@ -133,7 +140,7 @@ class Trainer(object):
                 source='--pretrained %s' % self.args.pretrained)
         mod.init_params(initializer(), arg_params=arg_params, aux_params=aux_params,
                         allow_missing=self.args.allow_missing)
-        mod.init_optimizer(kvstore=self.args.kvstore, optimizer=self.args.optimizer,
+        mod.init_optimizer(kvstore=self.kvstore, optimizer=self.args.optimizer,
                            optimizer_params=optimizer_params(
                                self.args.optimizer, self.args.lr, self.args.wd,
                                1.0 / len(self.ctx), self.schedule))
@@ -156,9 +163,12 @@ class Trainer(object):
         return self.step // self.args.verbose
 
     def save(self, mod, number=None):
+        if not self.chief:
+            return None
         arg_params, aux_params = mod.get_params()
         number = self.checkpoint_number() if number is None else number
         path = save_checkpoint(self.args.prefix, number, self.sym, arg_params, aux_params)
+        self.saved = (number, self.step)
         log.info('saved %s', path)
         return path
 
@@ -213,8 +223,9 @@ class Trainer(object):
                 bar.close()
             if self.step % self.args.verbose:
                 self._validate_and_save(mod, end_epoch, None)
-            if self.args.ckpt:
-                self.save(mod, -(-self.step // self.args.verbose))
+            final = -(-self.step // self.args.verbose)
+            if self.args.ckpt and self.saved != (final, self.step):
+                self.save(mod, final)
             return self.last_nme
         finally:
             signal.signal(signal.SIGINT, previous)

@@ -26,18 +26,20 @@ class FaceSegIter(mx.io.DataIter):
     each batch also carries `points` (N, 68, 2) ground truth (x, y) in the
     record frame, `transforms` (N, 2, 2, 3) = (alignment, crop) matrices and
     `valid` (N,) (False for padding and unreadable records).
+    `part_index`/`num_parts` give each distributed worker its own share.
     """
 
     def __init__(self, batch_size, per_batch_size=0, path_imgrec=None, aug_level=0,
                  force_mirror=False, exf=1, use_coherent=0, cfg=None, workers=None, seed=0,
-                 prefetch=2, top_raise=None):
+                 prefetch=2, top_raise=None, part_index=0, num_parts=1):
         super(FaceSegIter, self).__init__(batch_size)
         if cfg is None:
             from core.config import load_config
             cfg, _ = load_config()
         self.cfg = cfg
         self.reader = RecordReader(path_imgrec)
-        if len(self.reader) == 0:
+        self.keys = self.reader.keys[part_index::num_parts]
+        if len(self.keys) == 0:
             raise ValueError('%s holds no records' % path_imgrec)
         self.per_batch_size = per_batch_size or batch_size
         if batch_size % self.per_batch_size:
@@ -68,7 +70,7 @@ class FaceSegIter(mx.io.DataIter):
     # Planning ---------------------------------------------------------------
 
     def _epoch_order(self):
-        keys = np.array(self.reader.keys)
+        keys = np.array(self.keys)
         if self.aug_level == 0:
             return keys
         rng = np.random.default_rng([self.seed, self.epoch])
@@ -144,6 +146,11 @@ class FaceSegIter(mx.io.DataIter):
         return self._done.pop(batch_no)
 
     # DataIter ---------------------------------------------------------------
+
+    @property
+    def num_batches(self):
+        """Batches in the current epoch."""
+        return self._num_batches
 
     def reset(self):
         if self.epoch >= 0 and self._procs:

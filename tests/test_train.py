@@ -223,3 +223,25 @@ def test_sigint_writes_a_loadable_checkpoint(synth_dataset, tmp_path):
     sym, arg_params, _ = mx.model.load_checkpoint(prefix, 1)
     assert 'heatmap_output' in sym.get_internals().list_outputs()
     assert np.isfinite(arg_params['heatmap_weight'].asnumpy()).all()
+
+
+def test_dist_sync_with_the_launcher(tmp_path):
+    """The README's multi-machine command, as local processes: 2 workers
+    sharing the data through a parameter server; only rank 0 saves."""
+    synth.write_records(str(tmp_path / 'train'), 64, seed=21, progress=False)
+    synth.write_records(str(tmp_path / 'ibug'), 16, seed=22, progress=False)
+    prefix = str(tmp_path / 'model')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'tools.launch', '--cluster', 'local', '--num-workers', '2',
+         '--num-servers', '1', sys.executable, 'train.py', '--kvstore', 'dist_sync',
+         '--prefix', prefix, '--set', 'dataset_path=%s' % tmp_path, '--per-batch-size', '8',
+         '--lr-epoch-step', '2', '--lr', '1e-3', '--optimizer', 'adam', '--verbose', '4',
+         '--workers', '0'] + SMALL, cwd=str(ROOT), capture_output=True, text=True, timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and 'Traceback' not in output, output[-3000:]
+    rows = _read_csv(prefix + '-log.csv')
+    assert [r['step'] for r in rows if r['nme_ibug']] == ['0', '4', '8']
+    assert len(_read_csv(prefix + '-log-rank1.csv')) > 0
+    before = mx.model.load_checkpoint(prefix, 0)[1]['heatmap_weight'].asnumpy()
+    after = mx.model.load_checkpoint(prefix, 2)[1]['heatmap_weight'].asnumpy()
+    assert np.abs(after - before).max() > 1e-4    # the server applied the updates
