@@ -5,7 +5,6 @@ import math
 import os
 import signal
 import sys
-import time
 
 import mxnet as mx
 import numpy as np

@@ -3,7 +3,6 @@ import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 # Index groups drawn as polylines (closed for eyes and lips), as the original.
 GROUPS = [(range(0, 17), False), (range(17, 22), False), (range(22, 27), False),

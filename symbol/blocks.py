@@ -5,7 +5,6 @@ Every block has the signature block(L, x, C, stride, dim_match, name, dilate=1)
 where L is a `layers.Layers`. Inner convolutions have stride 1; only the
 shortcut takes `stride`.
 """
-import mxnet as mx
 
 from .layers import avg2, concat
 

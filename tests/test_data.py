@@ -1,7 +1,6 @@
 """Record building, augmentation, the iterator and its handling of bad data."""
 import os
 import shutil
-import struct
 import xml.etree.ElementTree as ET
 
 import cv2
@@ -13,7 +12,7 @@ from skimage.transform import SimilarityTransform
 from core.config import load_config
 from data import augment, build, geometry, inspect, synth
 from data.iterator import FaceSegIter
-from data.recordio import HEADER, RecordReader, RecordWriter, pack_face, unpack_label
+from data.recordio import HEADER, RecordReader, RecordWriter, unpack_label
 
 
 @pytest.fixture(scope='module')

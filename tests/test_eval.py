@@ -1,5 +1,6 @@
 """Detector decoding, the evaluation protocol and metrics, and test.py."""
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -296,3 +297,22 @@ def test_missing_checkpoint_is_named(tmp_path):
                           text=True)
     assert proc.returncode != 0
     assert 'nothing-symbol.json' in proc.stderr and 'tools.download' in proc.stderr
+
+
+def test_test_rec_nme_reports_with_gt_box_and_with_detector(dlib_rec, small_checkpoint, tmp_path,
+                                                           capsys):
+    import test_rec_nme
+    out = tmp_path / 'nme'
+    assert test_rec_nme.main(['--rec', dlib_rec, '--dataset', 'ibug', '--prefix',
+                              small_checkpoint, '--output', str(out)]) == 0
+    report = capsys.readouterr().out
+    assert re.search(r'nme on ibug is [0-9.]+%', report)
+    assert 'AUC@0.08' in report and 'failure rate@0.10' in report
+    assert (out / 'ibug-ced.png').is_file()
+    rows = (out / 'ibug-per-image.csv').read_text().splitlines()
+    assert len(rows) == 44 and rows[0].startswith('index,nme_argmax,nme_subpixel')
+    assert test_rec_nme.main(['--rec', dlib_rec, '--dataset', 'ibug', '--prefix',
+                              small_checkpoint, '--output', str(tmp_path / 'det'),
+                              '--use-default-detector']) == 0
+    report = capsys.readouterr().out
+    assert 'the detector found no face in' in report and 'nme on ibug is' in report
