@@ -6,7 +6,8 @@ import cv2
 import mxnet as mx
 import numpy as np
 
-from data import augment, geometry
+from data import geometry
+from data.augment import DEFAULT_TOP_RAISE, box_crop, landmark_box
 
 from . import evaluate
 from .predictor import make_predictor
@@ -33,23 +34,6 @@ def to_bgr8(image):
     if image.shape[2] == 1:
         return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
     return image
-
-
-def box_crop(box, size, box_scale=augment.EVAL_BOX_SCALE):
-    """Crop transform of section 4.3: the box centre (truncated) to the
-    crop centre, max(w, h) x box_scale to `size`."""
-    x1, y1, x2, y2 = box[:4]
-    scale = size / (box_scale * max(x2 - x1, y2 - y1))
-    centre = np.array([int((x1 + x2) / 2), int((y1 + y2) / 2)], dtype=np.float64)
-    return np.array([[scale, 0, size / 2.0 - scale * centre[0]],
-                     [0, scale, size / 2.0 - scale * centre[1]]])
-
-
-def landmark_box(points, top_raise=augment.DEFAULT_TOP_RAISE):
-    """Box of landmarks with its top raised (section 4.2)."""
-    x1, y1 = points.min(axis=0)
-    x2, y2 = points.max(axis=0)
-    return np.array([x1, max(y1 - top_raise, 0), x2, y2])
 
 
 def plausible_five(five, box):
@@ -156,10 +140,10 @@ class Handler(object):
         nearest the centre (section 5.3); with the default detector, the box
         of the first prediction carried into that frame."""
         if first_points is not None:
-            return landmark_box(geometry.apply(align, first_points))
+            return landmark_box(geometry.apply(align, first_points), DEFAULT_TOP_RAISE)
         aligned = geometry.warp(image_rgb, align, geometry.RECORD_SIZE)
         dets = self.detector.detect(np.ascontiguousarray(aligned[:, :, ::-1]))
         if not len(dets):
-            return landmark_box(geometry.NEUTRAL_FACE)
+            return landmark_box(geometry.NEUTRAL_FACE, DEFAULT_TOP_RAISE)
         centres = (dets[:, :2] + dets[:, 2:4]) / 2
         return dets[np.argmin(np.linalg.norm(centres - geometry.RECORD_SIZE / 2, axis=1))]

@@ -88,21 +88,29 @@ def training_sample(image, points, rng, cfg, mirror=None):
     return np.ascontiguousarray(crop), crop_points, mirror
 
 
+def landmark_box(points, top_raise):
+    """Box (x1, y1, x2, y2) of landmarks with its top raised, clamped at 0."""
+    x1, y1 = points.min(axis=0)
+    x2, y2 = points.max(axis=0)
+    return np.array([x1, max(y1 - top_raise, 0), x2, y2])
+
+
+def box_crop(box, size, box_scale=EVAL_BOX_SCALE):
+    """Crop transform of section 4.3: max(w, h) x box_scale to `size`, no
+    rotation, the box centre (each coordinate truncated) to the crop centre."""
+    x1, y1, x2, y2 = box[:4]
+    scale = size / (box_scale * max(x2 - x1, y2 - y1))
+    centre = np.array([int((x1 + x2) / 2), int((y1 + y2) / 2)], dtype=np.float64)
+    return np.array([[scale, 0, size / 2.0 - scale * centre[0]],
+                     [0, scale, size / 2.0 - scale * centre[1]]])
+
+
 def eval_transforms(points, top_raise, cfg):
     """The two transforms of the evaluation protocol (section 4): the 5-point
     similarity to the record template, then the box crop to the input size."""
     align = geometry.alignment_transform(points)
-    aligned = geometry.apply(align, points)
-    x_min, y_min = aligned.min(axis=0)
-    x_max, y_max = aligned.max(axis=0)
-    y_min = max(y_min - top_raise, 0)
-    side = max(x_max - x_min, y_max - y_min)
-    size = cfg.input_img_size
-    scale = size / (EVAL_BOX_SCALE * side)
-    centre = np.array([int((x_min + x_max) / 2), int((y_min + y_max) / 2)], dtype=np.float64)
-    crop = np.array([[scale, 0, size / 2.0 - scale * centre[0]],
-                     [0, scale, size / 2.0 - scale * centre[1]]])
-    return align, crop
+    box = landmark_box(geometry.apply(align, points), top_raise)
+    return align, box_crop(box, cfg.input_img_size)
 
 
 def eval_sample(image, points, top_raise, cfg):

@@ -22,12 +22,18 @@ def base_anchors(scales, base=BASE_SIZE):
                     axis=1).astype(np.float32)
 
 
-def decode_boxes(anchors, deltas):
-    """Box regression with the +1 convention (x1, y1, x2, y2)."""
+def _anchor_geometry(anchors):
+    """Width, height and centre of anchors with the +1 convention."""
     widths = anchors[:, 2] - anchors[:, 0] + 1.0
     heights = anchors[:, 3] - anchors[:, 1] + 1.0
-    cx = anchors[:, 0] + 0.5 * (widths - 1.0)
-    cy = anchors[:, 1] + 0.5 * (heights - 1.0)
+    centre_x = anchors[:, 0] + 0.5 * (widths - 1.0)
+    centre_y = anchors[:, 1] + 0.5 * (heights - 1.0)
+    return widths, heights, centre_x, centre_y
+
+
+def decode_boxes(anchors, deltas):
+    """Box regression with the +1 convention (x1, y1, x2, y2)."""
+    widths, heights, cx, cy = _anchor_geometry(anchors)
     px = deltas[:, 0] * widths + cx
     py = deltas[:, 1] * heights + cy
     pw = np.exp(deltas[:, 2]) * widths
@@ -38,10 +44,7 @@ def decode_boxes(anchors, deltas):
 
 def decode_landmarks(anchors, deltas):
     """(N, 10) points: x = dx w + cx, y = dy h + cy with the anchor's w, h, cx, cy."""
-    widths = anchors[:, 2] - anchors[:, 0] + 1.0
-    heights = anchors[:, 3] - anchors[:, 1] + 1.0
-    cx = anchors[:, 0] + 0.5 * (widths - 1.0)
-    cy = anchors[:, 1] + 0.5 * (heights - 1.0)
+    widths, heights, cx, cy = _anchor_geometry(anchors)
     out = np.empty_like(deltas)
     out[:, 0::2] = deltas[:, 0::2] * widths[:, None] + cx[:, None]
     out[:, 1::2] = deltas[:, 1::2] * heights[:, None] + cy[:, None]
