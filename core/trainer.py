@@ -178,7 +178,6 @@ class Trainer(object):
         self.log.write(self.step, epoch, self.schedule(self.step), loss, nmes)
         if self.improvement([nmes[t] for t in self.targets]) and self.args.ckpt:
             self.save(mod)
-        return nmes
 
     # The loop -------------------------------------------------------------------
 
@@ -188,7 +187,7 @@ class Trainer(object):
         previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
         speed = mx.callback.Speedometer(self.batch_size, self.args.frequent, auto_reset=True)
         try:
-            self.first_nme = self._validate_and_save(mod, 0, None)
+            self._validate_and_save(mod, 0, None)
             end_epoch = self.epoch_steps[-1]
             loss = None
             for epoch in range(end_epoch):

@@ -51,10 +51,9 @@ class Slot(object):
 class BatchMaker(object):
     """Fills a slot from a batch plan; shared by workers and in-process use."""
 
-    def __init__(self, reader, cfg, aug_level, coherent, per_batch_size, top_raise, seed):
-        self.reader, self.cfg = reader, cfg
-        self.aug_level, self.coherent = aug_level, coherent
-        self.per_batch_size, self.top_raise, self.seed = per_batch_size, top_raise, seed
+    def __init__(self, reader, cfg, aug_level, top_raise, seed):
+        self.reader, self.cfg, self.aug_level = reader, cfg, aug_level
+        self.top_raise, self.seed = top_raise, seed
 
     def _face(self, key, stats):
         try:

@@ -46,17 +46,16 @@ def record_samples(rec, count):
 
 def augmented_samples(rec, count, cfg):
     """Training samples (aug_level 1) with points decoded from their heatmaps."""
+    from core.evaluate import decode
     from .iterator import FaceSegIter
     batch_size = min(count, 16)
     it = FaceSegIter(batch_size, path_imgrec=rec, aug_level=1, cfg=cfg, workers=0)
     done = 0
     for batch in it:
-        data, label = batch.data[0].asnumpy(), batch.label[0].asnumpy()
-        scale = cfg.input_img_size / float(cfg.output_label_size)
+        data = batch.data[0].asnumpy()
+        points = decode(batch.label[0].asnumpy(), cfg.input_img_size, 'argmax')
         for i in range(batch_size - batch.pad):
-            flat = label[i].reshape(label.shape[1], -1).argmax(axis=1)
-            points = np.stack([flat % label.shape[3], flat // label.shape[3]], axis=1) * scale
-            yield 'aug%06d' % done, data[i].transpose(1, 2, 0).astype(np.uint8), points
+            yield 'aug%06d' % done, data[i].transpose(1, 2, 0).astype(np.uint8), points[i]
             done += 1
             if done >= count:
                 return

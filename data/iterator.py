@@ -58,8 +58,7 @@ class FaceSegIter(mx.io.DataIter):
         self.provide_label = [mx.io.DataDesc('softmax_label',
                                              (batch_size, cfg.num_classes, label, label))]
         self.workers = os.cpu_count() if workers is None else workers
-        self._maker = BatchMaker(self.reader, cfg, aug_level, self.coherent,
-                                  self.per_batch_size, top_raise, seed)
+        self._maker = BatchMaker(self.reader, cfg, aug_level, top_raise, seed)
         self._slots = [Slot(batch_size, size, cfg.num_classes, label)
                        for _ in range(max(1, self.workers) * prefetch)]
         self._procs = []
