@@ -27,7 +27,7 @@ demo: setup
 	$(PY) -m tools.demo
 
 summary: setup
-	$(PY) -m symbol.summary
+	$(PY) -m tools.summary
 
 clean:
 	rm -rf cython_ext/build cython_ext/*.c cython_ext/*.so

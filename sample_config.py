@@ -1,8 +1,17 @@
 """Settings of the toolkit.
 
-`make` copies this file to `config.py` (git-ignored) the first time; edit
-`config.py` to change a run. `generate_config(network, dataset)` copies the
-chosen network's and dataset's keys into `config` and `default`.
+`make setup` copies this file to `config.py` (git-ignored) the first time; edit
+`config.py` to change your runs. A run's configuration is formed once, in this
+order (see `core.config.load_config`):
+
+1. `config` below,
+2. the chosen `network.<name>` section (train.py --network),
+3. the chosen `dataset.<name>` section (train.py --dataset),
+4. `--set key=value` overrides and train.py's flags.
+
+`default` holds the training options; they form the `train` section of the
+run's configuration, which train.py saves beside the checkpoints
+(PREFIX-config.json).
 """
 from easydict import EasyDict as edict
 
@@ -18,12 +27,12 @@ config.mirror_heatmaps = False    # True: mirror rendered heatmaps as the origin
 config.multiplier = 1.0           # channel width multiplier
 config.bn_mom = 0.9
 config.workspace = 256
-config.per_batch_size = 20
+config.per_batch_size = 20        # samples per device (train.py --per-batch-size)
 config.losstype = 'heatmap'       # 'heatmap' (L2) or 'ce' (spatial softmax)
 config.net_coherent = 0
 config.net_binarize = 0
 
-# Network settings: network keys override `config` in generate_config.
+# Network settings: the chosen section overrides `config`.
 network = edict()
 
 network.hourglass = edict()
@@ -46,7 +55,7 @@ network.satnet.net_coherent = 0
 network.satnet.net_binarize = 0
 network.satnet.losstype = 'heatmap'
 
-# Dataset settings.
+# Dataset settings: the chosen section overrides `config` and the network.
 dataset = edict()
 
 dataset.i2d = edict()
@@ -73,36 +82,24 @@ dataset.i3d.output_label_size = 64
 dataset.i3d.label_xfirst = False
 dataset.i3d.val_targets = ['AFLW2000-3D']
 
-# Training defaults (command-line flags of train.py fall back to these).
+# Training options (the `train` section; train.py's flags override them).
 default = edict()
 default.network = 'hourglass'
 default.dataset = 'i2d'
 default.prefix = './models/model'
-default.pretrained = ''
-default.optimizer = 'nadam'
+default.pretrained = ''           # PREFIX,EPOCH of a checkpoint to start from
+default.allow_missing = False     # initialise parameters --pretrained lacks instead of failing
+default.optimizer = 'nadam'       # nadam | onadam | adam | rmsprop | sgd
 default.lr = 2.5e-4
 default.wd = 0.0
-default.per_batch_size = 20
-default.lr_epoch_step = '20,35,45'
-default.ckpt = 1
-default.exf = 1
-default.frequent = 20
-default.verbose = 200
-default.kvstore = 'device'
-default.seed = 0
-
-
-def generate_config(network_name, dataset_name):
-    """Copy the keys of `network[network_name]` and `dataset[dataset_name]` into
-    `config` and `default`; returns (config, default)."""
-    if network_name not in network:
-        raise ValueError("network must be one of %s, got %r" % (sorted(network), network_name))
-    if dataset_name not in dataset:
-        raise ValueError("dataset must be one of %s, got %r" % (sorted(dataset), dataset_name))
-    for source in (network[network_name], dataset[dataset_name]):
-        for key, value in source.items():
-            config[key] = value
-            default[key] = value
-    config.network = default.network = network_name
-    config.dataset = default.dataset = dataset_name
-    return config, default
+default.lr_epoch_step = '20,35,45'   # epochs where lr x 0.2; the last one ends training
+default.ckpt = 1                  # 1 saves a checkpoint when validation improves, 0 never
+default.exf = 1                   # shuffled copies of the records per pass
+default.frequent = 20             # log (and check the loss) every N batches
+default.verbose = 200             # validate, maybe checkpoint, save the state every N batches
+default.kvstore = 'device'        # device | local | dist_sync
+default.seed = 727                # seeds Python, NumPy, MXNet and the data order
+default.gpus = None               # '0,1', '-1' for the CPU; None: CUDA_VISIBLE_DEVICES, else all GPUs
+default.workers = None            # data worker processes; None: the usable CPUs but one (max 8)
+default.bad_records = 0.01        # stop when more than this share of a pass is unreadable
+default.dist_timeout = 1800       # dist_sync: seconds to wait for the other workers

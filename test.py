@@ -13,8 +13,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from core.evaluate import DECODERS
-from core.handler import Handler, to_bgr8
+from core import cli
+from core.handler import Handler
+from core.protocol import DECODERS
+from data.images import to_bgr8
 from core.predictor import BACKENDS
 from core.visualize import draw_landmarks
 
@@ -62,6 +64,10 @@ def process(handler, path, out_dir, numbers=False):
 
 
 def main(argv=None):
+    return cli.run(_main, argv)
+
+
+def _main(argv):
     parser = argparse.ArgumentParser(description='Landmarks on photos with a trained network.')
     parser.add_argument('inputs', nargs='+', help='images or folders of images')
     parser.add_argument('--prefix', required=True, help='checkpoint prefix')

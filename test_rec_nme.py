@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 
-from core import evaluate
+from core import protocol as evaluate
 from core.config import load_config
 from core.handler import Handler
 from core.predictor import BACKENDS, make_predictor
@@ -52,7 +52,7 @@ def main(argv=None):
     rows = []
     if args.all:
         for dataset_key in ('i2d', 'i3d'):
-            cfg, _ = load_config('hourglass', dataset_key, args.set)
+            cfg = load_config('hourglass', dataset_key, args.set)
             cfg.landmark_type = '3d' if dataset_key == 'i3d' else '2d'
             for target in cfg.val_targets:
                 rec = os.path.join(cfg.dataset_path, target + '.rec')
@@ -70,7 +70,7 @@ def main(argv=None):
         return 0
     dataset = args.dataset or os.path.splitext(os.path.basename(args.rec))[0]
     landmark_type = args.landmark_type or ('3d' if dataset == 'AFLW2000-3D' else '2d')
-    cfg, _ = load_config('hourglass', 'i3d' if landmark_type == '3d' else 'i2d', args.set)
+    cfg = load_config('hourglass', 'i3d' if landmark_type == '3d' else 'i2d', args.set)
     cfg.landmark_type = landmark_type
     evaluate_set(predictor, args.rec, dataset, cfg, args.decoder, args.output, handler)
     return 0

@@ -2,63 +2,103 @@
 
     python train.py --network hourglass --dataset i2d --prefix ./models/hg/model
     CUDA_VISIBLE_DEVICES=0,1 python train.py --per-batch-size 16 --lr 1e-4 \\
-        --pretrained ./models/model-hg2d3-cab/model,0 --set net_block=cab
+        --pretrained ./models/model-hg2d3-cab/model,0 --prefix ./models/ft/model
+    python train.py --prefix ./models/hg/model --resume        # continue that run
 """
 import argparse
-import logging
 import sys
 
-from core.config import load_config, settings_module
-from core.trainer import Trainer, TrainingStopped
+from core import cli
+from core.config import apply_overrides, load_config, parse_value
+from core.devices import DeviceError
+from core.run import RunError
+from core.trainer import KVSTORES, OPTIMIZERS, Trainer, TrainingStopped, resumed_config
+
+EPILOG = '''A run's configuration is formed in this order: config.py (a copy of
+sample_config.py), its --network and --dataset sections, --set KEY=VALUE,
+then the flags above. It is saved as PREFIX-config.json beside the
+checkpoints; --resume continues with that saved configuration.'''
+
+# Flags that set a training option (train.<dest>); the rest set config keys.
+TRAIN_FLAGS = ('prefix', 'pretrained', 'allow_missing', 'optimizer', 'lr', 'wd', 'lr_epoch_step',
+               'ckpt', 'exf', 'frequent', 'verbose', 'workers', 'seed', 'kvstore', 'gpus',
+               'bad_records', 'dist_timeout')
 
 
-def parse_args(argv=None):
-    default = settings_module().default
-    parser = argparse.ArgumentParser(description='Train a face alignment network.')
-    parser.add_argument('--network', default=default.network, help='hourglass or satnet')
-    parser.add_argument('--dataset', default=default.dataset, help='i2d or i3d')
-    parser.add_argument('--prefix', default=default.prefix, help='checkpoint prefix')
-    parser.add_argument('--pretrained', default=default.pretrained,
-                        help='PREFIX,EPOCH of a checkpoint to start from')
-    parser.add_argument('--allow-missing', action='store_true',
-                        help='initialise parameters missing from --pretrained instead of failing')
-    parser.add_argument('--optimizer', default=default.optimizer,
-                        choices=['nadam', 'onadam', 'adam', 'rmsprop', 'sgd'])
-    parser.add_argument('--lr', type=float, default=default.lr)
-    parser.add_argument('--wd', type=float, default=default.wd)
-    parser.add_argument('--per-batch-size', type=int, default=default.per_batch_size)
-    parser.add_argument('--lr-epoch-step', default=default.lr_epoch_step,
-                        help="epochs where lr is multiplied by 0.2; the last ends training")
-    parser.add_argument('--ckpt', type=int, default=default.ckpt, choices=[0, 1],
-                        help='1 saves a checkpoint when the validation NME improves, 0 never')
-    parser.add_argument('--exf', type=int, default=default.exf,
-                        help='shuffled copies of the training list per epoch')
-    parser.add_argument('--frequent', type=int, default=default.frequent,
-                        help='log speed and loss every N batches')
-    parser.add_argument('--verbose', type=int, default=default.verbose,
-                        help='validate (and maybe save) every N batches')
-    parser.add_argument('--workers', type=int, default=None,
-                        help='data worker processes (default: all cores)')
-    parser.add_argument('--seed', type=int, default=default.seed)
-    parser.add_argument('--kvstore', default=default.kvstore,
-                        choices=['device', 'local', 'dist_sync'])
-    parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
-                        help='override a config key, e.g. --set net_block=hpm (repeatable)')
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description='Train a face alignment network.',
+                                     epilog=EPILOG)
+    add = parser.add_argument
+    add('--network', help='hourglass or satnet (a section of config.py)')
+    add('--dataset', help='i2d or i3d (a section of config.py)')
+    add('--prefix', help='checkpoint prefix, e.g. ./models/my-hg/model')
+    add('--resume', action='store_true', help='continue the run saved at --prefix')
+    add('--overwrite', action='store_true',
+        help='start over at a --prefix that holds a run, deleting its files')
+    add('--pretrained', help='PREFIX,NUMBER of a checkpoint to start from')
+    add('--allow-missing', action='store_true', default=None,
+        help='initialise parameters missing from --pretrained instead of failing')
+    add('--optimizer', choices=OPTIMIZERS)
+    add('--lr', type=float)
+    add('--wd', type=float)
+    add('--per-batch-size', type=int, help='samples per device')
+    add('--lr-epoch-step', help="epochs where lr is multiplied by 0.2; the last ends training")
+    add('--ckpt', type=int, choices=[0, 1],
+        help='1 saves a checkpoint when the validation NME improves, 0 never')
+    add('--exf', type=int, help='shuffled copies of the records per pass')
+    add('--frequent', type=int, help='log (and check the loss) every N batches')
+    add('--verbose', type=int, help='validate, maybe checkpoint, save the state every N batches')
+    add('--workers', type=int, help='data worker processes (default: the usable CPUs but one)')
+    add('--seed', type=int, help='seeds Python, NumPy, MXNet and the data order')
+    add('--kvstore', choices=KVSTORES)
+    add('--gpus', help="GPUs to use, e.g. 0,1; -1 for the CPU (default: CUDA_VISIBLE_DEVICES, "
+        "else every GPU)")
+    add('--bad-records', type=float,
+        help='stop when more than this share of a pass is unreadable (default 0.01)')
+    add('--dist-timeout', type=int, help='dist_sync: seconds to wait for the other workers')
+    add('--set', action='append', default=[], metavar='KEY=VALUE',
+        help='override a config key, e.g. --set net_block=hpm (repeatable)')
+    add('--config', help='settings file to use instead of config.py')
+    add('--debug', action='store_true', help='tracebacks and third-party messages')
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+def overrides(args):
+    """{key: value} of --set and the flags given on the command line."""
+    found = {}
+    for item in args.set:
+        key, _, text = item.partition('=')
+        if not _:
+            raise ValueError('--set %r is not of the form KEY=VALUE' % item)
+        found[key.strip()] = parse_value(text)
+    for dest in TRAIN_FLAGS:
+        if getattr(args, dest) is not None:
+            found['train.' + dest] = getattr(args, dest)
+    if args.per_batch_size is not None:
+        found['per_batch_size'] = args.per_batch_size
+    return found
+
+
+def _main(argv):
     args = parse_args(argv)
-    cfg, _ = load_config(args.network, args.dataset, args.set)
-    try:
-        Trainer(cfg, args).run()
-    except TrainingStopped as err:
-        logging.error('%s', err)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    cli.setup_logging(args.debug)
+    given = overrides(args)
+    if args.resume:
+        prefix = args.prefix or load_config(path=args.config).train.prefix
+        for key in ('network', 'dataset'):
+            if getattr(args, key):
+                given[key] = getattr(args, key)
+        cfg = resumed_config(prefix, given)
+        cfg = apply_overrides(cfg, {'train.prefix': prefix})
+    else:
+        cfg = load_config(args.network, args.dataset, given, path=args.config)
+    Trainer(cfg, resume=args.resume, overwrite=args.overwrite).run()
     return 0
+
+
+def main(argv=None):
+    return cli.run(_main, argv, errors=(RunError, DeviceError, TrainingStopped),
+                   chatter_flag='--debug')
 
 
 if __name__ == '__main__':

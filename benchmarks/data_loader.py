@@ -72,9 +72,10 @@ def rate(batches, batch_size, make):
 
 
 def ours(rec, cfg, batch_size, workers):
-    it = FaceSegIter(batch_size, path_imgrec=rec, aug_level=1, cfg=cfg, workers=workers, exf=50)
+    it = FaceSegIter(rec, cfg, batch_size, aug_level=1, workers=workers, exf=50)
     try:
-        for batch in it:
+        while True:
+            batch = it.next()
             yield batch.data[0], batch.label[0]
     finally:
         it.close()
@@ -86,7 +87,7 @@ def main(argv=None):
     parser.add_argument('--batch-size', type=int, default=20)
     parser.add_argument('--batches', type=int, default=30)
     args = parser.parse_args(argv)
-    cfg, _ = load_config()
+    cfg = load_config()
     with tempfile.TemporaryDirectory() as tmp:
         rec = args.rec
         if rec is None:

@@ -18,7 +18,7 @@ import numpy as np
 from core.checkpoint import load_checkpoint
 from core.onnx_export import export, ort_session
 from symbol import get_symbol, inference_symbol, param_shapes, to_gluon
-from symbol.zoo import config_for
+from core.config import published_config
 
 
 CONV_OPS = ('Convolution', 'Deconvolution', '_contrib_DeformableConvolution')
@@ -99,7 +99,7 @@ def main(argv=None):
         sym, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
         title = '%s-%04d' % (args.prefix, args.epoch)
     else:
-        cfg = config_for(args.model)
+        cfg = published_config(args.model)
         sym = get_symbol(cfg)
         shapes = param_shapes(sym, (1, 3, 128, 128), (1, 68, 64, 64))
         rng = np.random.RandomState(0)

@@ -1,47 +1,113 @@
-"""Load the user's settings: `config.py` when present, else `sample_config.py`."""
+"""The configuration of a run, formed once and explicitly.
+
+`load_config(network, dataset, overrides)` reads the settings file afresh
+and layers it: `sample_config.py` as the base, the user's `config.py` over
+it (keys an older copy lacks keep the sample's value), the chosen network's
+section, the chosen dataset's section, then "key=value" overrides
+("train.lr=1e-3" for a training option). It returns a new EasyDict and
+changes nothing else; the training options are its `train` section.
+"""
 import ast
 import copy
-import importlib
+import json
+import os
+import runpy
+
+from easydict import EasyDict as edict
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE = os.path.join(ROOT, 'sample_config.py')
+USER = os.path.join(ROOT, 'config.py')
+# Keys of `default` that choose the sections rather than set a training option.
+SECTION_KEYS = ('network', 'dataset')
 
 
-def settings_module(published=False):
-    """The module holding config/network/dataset/default/generate_config:
-    the user's `config.py`, or `sample_config.py` when absent or when the
-    published settings are wanted."""
-    if published:
-        return importlib.import_module('sample_config')
+class ConfigError(ValueError):
+    """A configuration that cannot be formed; the message names the key."""
+
+
+def _settings(path):
+    """{config, network, dataset, default} of a settings file, fresh."""
+    namespace = runpy.run_path(path)
+    missing = [k for k in ('config', 'network', 'dataset', 'default') if k not in namespace]
+    if missing:
+        raise ConfigError('%s does not define %s' % (path, ', '.join(missing)))
+    return {k: copy.deepcopy(namespace[k]) for k in ('config', 'network', 'dataset', 'default')}
+
+
+def settings(published=False, path=None):
+    """The settings, the sample's under the user's file (or `path`) unless
+    the published ones are wanted."""
+    merged = _settings(SAMPLE)
+    user = path or (USER if os.path.isfile(USER) else None)
+    if user and not published:
+        theirs = _settings(user)
+        merged['config'].update(theirs['config'])
+        merged['default'].update(theirs['default'])
+        merged['network'], merged['dataset'] = theirs['network'], theirs['dataset']
+    return merged
+
+
+def load_config(network=None, dataset=None, overrides=(), published=False, path=None):
+    """A fresh configuration for `network` and `dataset` (the settings'
+    defaults when None), with `overrides` ("key=value") applied."""
+    parts = settings(published, path)
+    default = parts['default']
+    network = network or default.network
+    dataset = dataset or default.dataset
+    for kind, name in (('network', network), ('dataset', dataset)):
+        if name not in parts[kind]:
+            raise ConfigError('%s must be one of %s, got %r'
+                              % (kind, ', '.join(sorted(parts[kind])), name))
+    cfg = edict(parts['config'])
+    cfg.update(parts['network'][network])
+    cfg.update(parts['dataset'][dataset])
+    cfg.network, cfg.dataset = network, dataset
+    cfg.train = edict({k: v for k, v in default.items() if k not in SECTION_KEYS})
+    return apply_overrides(cfg, overrides)
+
+
+def parse_value(text):
+    """A Python literal, else the plain string."""
     try:
-        return importlib.import_module('config')
-    except ImportError:
-        return importlib.import_module('sample_config')
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
-def load_config(network='hourglass', dataset='i2d', overrides=(), published=False):
-    """Return independent copies (config, default) for a network and dataset,
-    with `overrides` ("key=value" strings) applied to both."""
-    module = settings_module(published)
-    config, default = module.generate_config(network, dataset)
-    config, default = copy.deepcopy(config), copy.deepcopy(default)
-    for key, value in parse_overrides(overrides, config).items():
-        config[key] = value
-        default[key] = value
-    return config, default
+def apply_overrides(cfg, overrides):
+    """A copy of `cfg` with "key=value" strings (or a {key: value} dict)
+    applied; "train.key" sets a training option. Unknown keys are an error,
+    so that a typo never silently does nothing."""
+    cfg = edict(copy.deepcopy(dict(cfg)))
+    items = overrides.items() if isinstance(overrides, dict) else [_split(o) for o in overrides]
+    for key, value in items:
+        section, name = (cfg.train, key[len('train.'):]) if key.startswith('train.') else (cfg, key)
+        if name not in section or name == 'train':
+            known = sorted(k for k in section if k != 'train')
+            raise ConfigError('unknown config key %r (known: %s)' % (key, ', '.join(known)))
+        section[name] = value
+    return cfg
 
 
-def parse_overrides(overrides, config):
-    """Parse "key=value" strings; values are Python literals or plain strings.
-    Unknown keys are an error so that a typo never silently does nothing."""
-    parsed = {}
-    for item in overrides:
-        if '=' not in item:
-            raise ValueError("override %r is not of the form key=value" % item)
-        key, text = item.split('=', 1)
-        key = key.strip()
-        if key not in config:
-            raise ValueError("override names unknown config key %r (known: %s)"
-                             % (key, ', '.join(sorted(config))))
-        try:
-            parsed[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            parsed[key] = text
-    return parsed
+def _split(item):
+    if '=' not in item:
+        raise ConfigError('override %r is not of the form key=value' % item)
+    key, text = item.split('=', 1)
+    return key.strip(), parse_value(text)
+
+
+def published_config(name):
+    """The configuration of published model `name` (independent of config.py)."""
+    from symbol import zoo
+    model = zoo.model(name)
+    return apply_overrides(load_config(model.network, model.dataset, published=True),
+                           zoo.settings(name))
+
+
+def to_json(cfg):
+    return json.dumps(cfg, indent=1, sort_keys=True)
+
+
+def from_json(text):
+    return edict(json.loads(text))

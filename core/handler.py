@@ -7,33 +7,18 @@ import mxnet as mx
 import numpy as np
 
 from data import geometry
-from data.augment import DEFAULT_TOP_RAISE, box_crop, landmark_box
+from data.images import to_bgr8
+from data.landmarks import five_points
 
-from . import evaluate
+from . import protocol
 from .predictor import make_predictor
+from .protocol import DEFAULT_TOP_RAISE, box_crop, landmark_box
 
 MAX_DETECT_SIDE = 1600      # larger photos are downscaled for detection
 ESSH_PREFIX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            'essh-model', 'essh')
 # The cascade's boxes are tighter than ESSH's: the first-pass crop widens them.
 CASCADE_BOX_SCALE = 1.6
-
-
-def to_bgr8(image):
-    """Any decoded image (grey, BGR, BGRA, 8 or 16 bit, float) as uint8 BGR."""
-    image = np.asarray(image)
-    if image.dtype == np.uint16:
-        image = (image / 257.0).round().astype(np.uint8)
-    elif image.dtype != np.uint8:
-        scale = 255.0 if image.size and image.max() <= 1.0 else 1.0
-        image = np.clip(image * scale, 0, 255).astype(np.uint8)
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    if image.shape[2] == 1:
-        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
-    return image
 
 
 def plausible_five(five, box):
@@ -99,7 +84,7 @@ class Handler(object):
                 current = geometry.warp(current, matrix, size)
             crops.append(current.transpose(2, 0, 1))
         heatmaps = self.predictor(np.array(crops, dtype=np.float32))
-        crop_points = evaluate.decode(heatmaps, self.input_size, self.decoder)
+        crop_points = protocol.decode(heatmaps, self.input_size, self.decoder)
         out = []
         for chain, points in zip(transforms, crop_points):
             for matrix, _ in reversed(chain):
@@ -123,7 +108,7 @@ class Handler(object):
         else:
             first = self._predict(image_rgb, [[(box_crop(d, size, CASCADE_BOX_SCALE), size)]
                                               for d in dets])
-            fives = [geometry.five_points(p) for p in first]
+            fives = [five_points(p) for p in first]
         chains = []
         for five, points in zip(fives, first):
             align = geometry.umeyama(five, geometry.TEMPLATE_384)

@@ -54,20 +54,31 @@ class ONadam(Optimizer):
 
 class EpochStepSchedule(LRScheduler):
     """base_lr x 0.2 for each epoch step reached, except the last step, which
-    ends training."""
+    ends training. An epoch is `records` samples, as the original counts it
+    (records seen / records), so `exf` copies do not stretch the schedule."""
 
-    def __init__(self, base_lr, epoch_steps, batches_per_epoch, factor=0.2):
+    def __init__(self, base_lr, epoch_steps, records, batch_size, factor=0.2):
         super(EpochStepSchedule, self).__init__(base_lr=base_lr)
         self.epoch_steps = sorted(epoch_steps)
-        self.batches_per_epoch = max(1, batches_per_epoch)
+        self.records, self.batch_size = max(1, records), batch_size
         self.factor = factor
+
+    def epoch(self, step):
+        """Epochs completed after `step` batches (fractional)."""
+        return step * self.batch_size / float(self.records)
+
+    def end_step(self):
+        """The first step at which the last epoch step is reached."""
+        return -(-self.epoch_steps[-1] * self.records // self.batch_size)
 
     def lr_at_epoch(self, epoch):
         reached = sum(1 for step in self.epoch_steps[:-1] if epoch >= step)
         return self.base_lr * self.factor ** reached
 
     def __call__(self, num_update):
-        return self.lr_at_epoch(num_update // self.batches_per_epoch)
+        """The lr of update `num_update` (1 for the first): set by the epochs
+        completed before it, as the original lowers it after a batch."""
+        return self.lr_at_epoch(max(0, num_update - 1) * self.batch_size // self.records)
 
 
 def parse_epoch_steps(text):

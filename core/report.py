@@ -6,11 +6,10 @@ import os
 
 import numpy as np
 
-from data.augment import DEFAULT_TOP_RAISE, TOP_RAISE, eval_transforms
 from data.iterator import FaceSegIter
 from data.recordio import RecordError, RecordReader
 
-from . import evaluate
+from . import protocol as evaluate
 from .visualize import plot_ced
 
 THRESHOLDS = (0.08, 0.10)
@@ -23,7 +22,7 @@ def detector_predictions(handler, rec, dataset, cfg, decoder):
     image, the face nearest the image centre; records without a detected
     face are counted and left out. Returns ({decoder: preds}, trips, missed)."""
     reader = RecordReader(rec)
-    top_raise = TOP_RAISE.get(dataset, DEFAULT_TOP_RAISE)
+    top_raise = evaluate.top_raise_for(dataset)
     preds, trips, missed = [], [], 0
     handler.decoder = decoder
     for key in reader.keys:
@@ -38,7 +37,7 @@ def detector_predictions(handler, rec, dataset, cfg, decoder):
             continue
         centres = faces.mean(axis=1)
         preds.append(faces[np.argmin(np.linalg.norm(centres - image.shape[0] / 2.0, axis=1))])
-        align, crop = eval_transforms(points, top_raise, cfg)
+        align, crop = evaluate.eval_transforms(points, top_raise, cfg.input_img_size)
         trips.append(evaluate.round_trip_ground_truth(points, align, crop, cfg.landmark_type))
     return {decoder: np.array(preds)}, np.array(trips), missed
 
@@ -52,11 +51,12 @@ def evaluate_set(predictor, rec, dataset, cfg, decoder, out_dir, handler=None, b
         print('%s: the detector found no face in %d records (left out)' % (dataset, missed))
         preds['argmax'] = preds[decoder]
     else:
-        it = FaceSegIter(batch_size, path_imgrec=rec, aug_level=0, cfg=cfg, workers=0,
-                         top_raise=TOP_RAISE.get(dataset))
+        it = FaceSegIter(rec, cfg, batch_size, aug_level=0, workers=0,
+                         eval_crop=evaluate.EvalCrop(dataset, cfg.input_img_size))
         decoders = ('argmax', decoder) if decoder != 'argmax' else ('argmax',)
-        preds, _, trips = evaluate.predict_record_frame(
-            lambda batch: predictor(batch.data[0].asnumpy()), it, cfg, decoders)
+        preds, trips, _ = evaluate.predict_record_frame(
+            lambda batch: predictor(batch.data[0].asnumpy()), it, cfg.input_img_size,
+            cfg.landmark_type, decoders)
     landmark_type = cfg.landmark_type
     original = evaluate.nme(preds['argmax'], trips, landmark_type)
     chosen = evaluate.metrics(preds[decoder], trips, landmark_type)

@@ -1,34 +1,89 @@
-"""The heatmap-loss training loop of PIPELINE.md section 3."""
-import csv
+"""The heatmap-loss training loop of PIPELINE.md section 3.
+
+A run claims its prefix (core.run), checks its data (the data gate), builds
+the symbol, iterators and module, then steps until the last epoch step.
+Every `verbose` steps it validates, writes a checkpoint when the NME
+improves and saves its resumable state. Distributed workers agree before
+every update whether all of them can go on, so they stop together.
+"""
+import contextlib
+import errno
 import logging
 import math
 import os
+import random
 import signal
 import sys
+import threading
+import time
 
 import mxnet as mx
 import numpy as np
 from tqdm import tqdm
 
+from data.files import WriteError
 from data.iterator import FaceSegIter
+from data.recordio import RecordReader
+from data.workers import default_workers
 from symbol import get_symbol
 
-from . import evaluate
-from .checkpoint import fit_params, load_checkpoint, save_checkpoint
+from . import protocol, run
+from .checkpoint import fit_params, load_checkpoint, params_path, save_checkpoint
+from .config import ConfigError, apply_overrides
+from .devices import contexts as device_contexts
+from .feeder import DeviceFeeder
 from .optimizer import EpochStepSchedule, ONadam, parse_epoch_steps  # noqa: F401 (registers)
 
 log = logging.getLogger(__name__)
 
+OPTIMIZERS = ('nadam', 'onadam', 'adam', 'rmsprop', 'sgd')
+KVSTORES = ('device', 'local', 'dist_sync')
+# Training options a resumed run may change; the rest would change the run.
+RUNTIME_OPTIONS = ('prefix', 'gpus', 'workers', 'frequent', 'dist_timeout')
+GO, NOT_FINITE, INTERRUPTED, FAILED, BAD_DATA = range(5)
+STOP_REASONS = {NOT_FINITE: 'its loss is not finite', INTERRUPTED: 'it was interrupted',
+                FAILED: 'it failed', BAD_DATA: 'too many records of its data are unreadable'}
+
 
 class TrainingStopped(RuntimeError):
-    """Training could not go on (a non-finite loss); the message says where."""
+    """Training could not go on; the message says where and why."""
 
 
-def contexts():
-    """One GPU per entry of CUDA_VISIBLE_DEVICES, else the CPU."""
-    visible = os.environ.get('CUDA_VISIBLE_DEVICES', '').strip()
-    devices = [d for d in visible.split(',') if d.strip()]
-    return [mx.gpu(i) for i in range(len(devices))] if devices else [mx.cpu()]
+def check_options(t):
+    """ConfigError naming a training option that cannot work."""
+    def require(ok, key, allowed):
+        if not ok:
+            raise ConfigError('train.%s = %r is not allowed; expected %s' % (key, t[key], allowed))
+    require(t.optimizer in OPTIMIZERS, 'optimizer', ', '.join(OPTIMIZERS))
+    require(t.kvstore in KVSTORES, 'kvstore', ', '.join(KVSTORES))
+    require(t.ckpt in (0, 1), 'ckpt', '0 or 1')
+    for key in ('verbose', 'frequent', 'exf'):
+        require(isinstance(t[key], int) and t[key] >= 1, key, 'an integer >= 1')
+    require(0 <= t.bad_records <= 1, 'bad_records', 'a share between 0 and 1')
+    try:
+        parse_epoch_steps(t.lr_epoch_step)
+    except ValueError as err:
+        raise ConfigError(str(err))
+
+
+def resumed_config(prefix, overrides):
+    """The configuration a run saved at `prefix`, with only runtime options
+    (RUNTIME_OPTIONS) changed by `overrides`; anything else is an error."""
+    run.check_resumable(prefix)
+    saved = run.saved_config(prefix)
+    changed = sorted(k for k, v in overrides.items()
+                     if k.replace('train.', '') not in RUNTIME_OPTIONS
+                     and _get(saved, k) != v)
+    if changed:
+        raise run.RunError('--resume continues the configuration saved in %s; it cannot change '
+                           '%s (start a new run with --pretrained instead)'
+                           % (run.config_path(prefix), ', '.join(changed)))
+    return apply_overrides(saved, {k: v for k, v in overrides.items()
+                                   if k.replace('train.', '') in RUNTIME_OPTIONS})
+
+
+def _get(cfg, key):
+    return cfg.train.get(key[6:]) if key.startswith('train.') else cfg.get(key)
 
 
 def initializer():
@@ -45,12 +100,49 @@ def optimizer_params(name, lr, wd, rescale, schedule):
     return params
 
 
+def seed_everything(seed):
+    """Python, NumPy and MXNet; the data order follows the iterator's seed."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    mx.random.seed(seed)
+
+
+def data_gate(path, limit):
+    """Check every record's framing and label header before training; too
+    many damaged records stop the run before anything is written."""
+    reader = RecordReader(path)
+    problems = reader.scan()
+    if len(problems) > limit * len(reader):
+        raise TrainingStopped('%s: %d of %d records are unreadable (first: %s); the data gate '
+                              'allows %g%% (train.bad_records)' % (
+                                  path, len(problems), len(reader), problems[0],
+                                  100 * limit))
+    if problems:
+        log.warning('%s: %d of %d records are unreadable and will be skipped (first: %s)',
+                    path, len(problems), len(reader), problems[0])
+
+
+@contextlib.contextmanager
+def local_updates():
+    """Module updates the weights on each device itself (the kvstore only
+    sums gradients), so optimizer states live here and can be saved."""
+    previous = os.environ.get('MXNET_UPDATE_ON_KVSTORE')
+    os.environ['MXNET_UPDATE_ON_KVSTORE'] = '0'
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ['MXNET_UPDATE_ON_KVSTORE']
+        else:
+            os.environ['MXNET_UPDATE_ON_KVSTORE'] = previous
+
+
 class Improvement(object):
     """Checkpoint rule: save when the first target's NME or the mean NME
-    improves on its best so far."""
+    improves on its best so far; both start at 100% as in the original."""
 
-    def __init__(self):
-        self.best_first, self.best_mean = math.inf, math.inf
+    def __init__(self, best_first=100.0, best_mean=100.0):
+        self.best_first, self.best_mean = best_first, best_mean
 
     def __call__(self, nmes):
         if not nmes:
@@ -62,169 +154,363 @@ class Improvement(object):
         return better
 
 
-class CsvLog(object):
-    """PREFIX-log.csv: step, epoch, lr, loss and each target's NME."""
+class Agreement(object):
+    """dist_sync: before every update each worker votes (GO or a stop
+    reason) through the kvstore, so all stop at the same step. A watchdog
+    ends this process when a collective waits longer than `timeout`
+    seconds (another worker died)."""
 
-    def __init__(self, path, targets):
-        self.path, self.targets = path, targets
-        if os.path.dirname(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        new = not os.path.exists(path)
-        self.file = open(path, 'a', newline='')
-        self.writer = csv.writer(self.file)
-        if new:
-            self.writer.writerow(['step', 'epoch', 'lr', 'loss'] + ['nme_' + t for t in targets])
+    KEY = 'train-stop-votes'
 
-    def write(self, step, epoch, lr, loss, nmes=None):
-        nmes = nmes or {}
-        self.writer.writerow([step, epoch, '%.6g' % lr, '' if loss is None else '%.6g' % loss]
-                             + ['%.6f' % nmes[t] if t in nmes else '' for t in self.targets])
-        self.file.flush()
+    def __init__(self, kv, timeout):
+        self.kv = kv
+        self.rank, self.size = kv.rank, kv.num_workers
+        self._since = [None]
+        kv.init(self.KEY, mx.nd.zeros((self.size,)))
+        # The watchdog holds no reference to the kvstore, which must be
+        # freed (finalized) before the interpreter exits.
+        threading.Thread(target=self._watch, args=(self._since, timeout, self.rank),
+                         name='dist-watchdog', daemon=True).start()
+
+    @staticmethod
+    def _watch(since, timeout, rank):
+        while True:
+            time.sleep(min(5.0, timeout / 4.0))
+            started = since[0]
+            if started is not None and time.time() - started > timeout:
+                log.error('worker %d: no answer from the other workers for %d s (one of them '
+                          'stopped or died); giving up', rank, timeout)
+                logging.shutdown()
+                os._exit(3)
+
+    @contextlib.contextmanager
+    def waiting(self):
+        self._since[0] = time.time()
+        try:
+            yield
+        finally:
+            self._since[0] = None
+
+    def vote(self, reason):
+        """{rank: reason} of every worker that cannot go on."""
+        votes = mx.nd.zeros((self.size,))
+        votes[self.rank] = reason
+        with self.waiting():
+            self.kv.push(self.KEY, votes)
+            self.kv.pull(self.KEY, out=votes)
+            values = votes.asnumpy()
+        return {r: int(v) for r, v in enumerate(values) if v}
 
 
 class Trainer(object):
-    """Builds the symbol, data and module from settings and runs the loop.
+    """Train the network of `cfg` (its `train` section holds the options).
 
-    `args` carries the train.py flags: prefix, pretrained, optimizer, lr, wd,
-    per_batch_size, lr_epoch_step, ckpt, exf, frequent, verbose, workers,
-    seed, kvstore, allow_missing.
+    `contexts` overrides the devices chosen from train.gpus /
+    CUDA_VISIBLE_DEVICES; `resume` continues the run at cfg.train.prefix,
+    `overwrite` starts over there.
     """
 
-    def __init__(self, cfg, args):
-        self.cfg, self.args = cfg, args
-        self.ctx = contexts()
-        cfg.per_batch_size = args.per_batch_size
-        self.batch_size = args.per_batch_size * len(self.ctx)
-        self.epoch_steps = parse_epoch_steps(args.lr_epoch_step)
-        self.sym = get_symbol(cfg)
-        self.kvstore = mx.kv.create(args.kvstore)
+    def __init__(self, cfg, contexts=None, resume=False, overwrite=False):
+        t = cfg.train
+        check_options(t)
+        self.cfg, self.t, self.prefix = cfg, t, t.prefix
+        self.ctx = list(contexts or device_contexts(t.gpus))
+        self.kv = mx.kv.create(t.kvstore) if t.kvstore.startswith('dist') else None
+        self.rank, self.num_workers = (self.kv.rank, self.kv.num_workers) if self.kv else (0, 1)
+        self.chief = self.rank == 0
+        self.lock = run.claim(self.prefix, resume, overwrite) if self.chief else None
+        try:
+            self._setup(resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, resume):
+        cfg, t = self.cfg, self.t
+        self.batch_size = cfg.per_batch_size * len(self.ctx)
+        seed_everything(t.seed)
         train_rec = os.path.join(cfg.dataset_path, 'train.rec')
-        self.train_iter = FaceSegIter(self.batch_size, args.per_batch_size, train_rec, aug_level=1,
-                                      exf=args.exf, use_coherent=cfg.net_coherent, cfg=cfg,
-                                      workers=args.workers, seed=args.seed + self.kvstore.rank,
-                                      part_index=self.kvstore.rank,
-                                      num_parts=self.kvstore.num_workers)
-        # In distributed runs only the chief (rank 0) validates and saves.
-        self.chief = self.kvstore.rank == 0
-        self.targets = [t for t in cfg.val_targets
-                        if self.chief and os.path.isfile(os.path.join(cfg.dataset_path, t + '.rec'))]
-        self.val_iters = [FaceSegIter(self.batch_size, args.per_batch_size,
-                                      os.path.join(cfg.dataset_path, t + '.rec'), aug_level=0,
-                                      cfg=cfg, workers=0) for t in self.targets]
+        data_gate(train_rec, t.bad_records)
+        self.targets = [name for name in cfg.val_targets if self.chief and os.path.isfile(
+            os.path.join(cfg.dataset_path, name + '.rec'))]
         if self.chief and not self.targets:
-            log.warning('no validation target of %s found in %s', cfg.val_targets,
-                        cfg.dataset_path)
-        self.batches_per_epoch = self.train_iter.num_batches
-        self.schedule = EpochStepSchedule(args.lr, self.epoch_steps, self.batches_per_epoch)
-        self.improvement = Improvement()
-        suffix = '' if self.chief else '-rank%d' % self.kvstore.rank
-        self.log = CsvLog(args.prefix + '-log%s.csv' % suffix, self.targets)
-        self.step = 0
-        self.saved = None
+            log.warning('no validation target of %s found in %s; checkpoints are written at the '
+                        'end only', cfg.val_targets, cfg.dataset_path)
+        for name in self.targets:
+            data_gate(os.path.join(cfg.dataset_path, name + '.rec'), t.bad_records)
+        workers = default_workers() if t.workers is None else t.workers
+        self.train_iter = FaceSegIter(train_rec, cfg, self.batch_size, cfg.per_batch_size,
+                                      aug_level=1, exf=t.exf, coherent=cfg.net_coherent,
+                                      workers=workers, seed=t.seed, part_index=self.rank,
+                                      num_parts=self.num_workers)
+        self.val_iters = [FaceSegIter(os.path.join(cfg.dataset_path, name + '.rec'), cfg,
+                                      self.batch_size, aug_level=0, workers=0,
+                                      eval_crop=protocol.EvalCrop(name, cfg.input_img_size))
+                          for name in self.targets]
+        self.records = self.train_iter.num_records
+        self.schedule = EpochStepSchedule(t.lr, parse_epoch_steps(t.lr_epoch_step),
+                                          self.records, self.batch_size)
+        self.end_step = self.schedule.end_step()
+        self.sym = get_symbol(cfg)
+        self.state = run.load_state(self.prefix) if resume else None
+        record = self.state[0] if self.state else {}
+        if record and (record['batch_size'], record['records']) != (self.batch_size,
+                                                                    self.records):
+            raise run.RunError(
+                'cannot resume %s exactly: it ran with a batch of %d on %d records, this run '
+                'has %d on %d (keep --per-batch-size and the number of devices)'
+                % (self.prefix, record['batch_size'], record['records'], self.batch_size,
+                   self.records))
+        self.step = record.get('step', 0)
+        self.improvement = Improvement(record.get('best_first', 100.0),
+                                       record.get('best_mean', 100.0))
+        self.best = {k: record.get(k) for k in ('best_checkpoint', 'best_nme', 'best_step')}
+        self.saved = set(record.get('saved', []))
+        self.last_nmes = {}
+        if record:
+            np.random.set_state(tuple(record['numpy_random'][:1])
+                                + (np.array(record['numpy_random'][1], dtype=np.uint32),)
+                                + tuple(record['numpy_random'][2:]))
+            random.setstate((record['python_random'][0], tuple(record['python_random'][1]),
+                             record['python_random'][2]))
+        self.log = run.CsvLog(run.log_path(self.prefix), self.targets,
+                              self.step if resume else None) if self.chief else None
+        self.agreement = Agreement(self.kv, t.dist_timeout) if self.kv else None
+        log.info('%s: %d records, batch %d (%d per device x %d device%s%s), %d steps per pass; '
+                 'training ends at step %d (epoch %s)', train_rec, self.records,
+                 self.batch_size, cfg.per_batch_size, len(self.ctx),
+                 '' if len(self.ctx) == 1 else 's',
+                 ' x %d workers' % self.num_workers if self.kv else '',
+                 self.train_iter.num_batches, self.end_step, self.schedule.epoch_steps[-1])
 
     # Set-up -----------------------------------------------------------------
 
     def _module(self):
+        t = self.t
         mod = mx.mod.Module(self.sym, data_names=['data'], label_names=['softmax_label'],
                             context=self.ctx)
         mod.bind(data_shapes=self.train_iter.provide_data,
                  label_shapes=self.train_iter.provide_label, for_training=True)
         arg_params = aux_params = None
-        if self.args.pretrained:
-            prefix, epoch = self.args.pretrained.rsplit(',', 1)
-            _, arg_params, aux_params = load_checkpoint(prefix, int(epoch))
+        if self.state:
+            _, arg_params, aux_params, _ = self.state
+        elif t.pretrained:
+            prefix, _, number = t.pretrained.rpartition(',')
+            if not prefix or not number.isdigit():
+                raise ConfigError('--pretrained must be PREFIX,NUMBER, got %r' % t.pretrained)
+            _, arg_params, aux_params = load_checkpoint(prefix, int(number))
             arg_params, aux_params = fit_params(
                 self.sym, arg_params, aux_params, self.train_iter.provide_data[0].shape,
-                self.train_iter.provide_label[0].shape, self.args.allow_missing,
-                source='--pretrained %s' % self.args.pretrained)
+                self.train_iter.provide_label[0].shape, t.allow_missing,
+                source='--pretrained %s' % t.pretrained)
+        mx.random.seed(t.seed)
         mod.init_params(initializer(), arg_params=arg_params, aux_params=aux_params,
-                        allow_missing=self.args.allow_missing)
-        mod.init_optimizer(kvstore=self.kvstore, optimizer=self.args.optimizer,
-                           optimizer_params=optimizer_params(
-                               self.args.optimizer, self.args.lr, self.args.wd,
-                               1.0 / len(self.ctx), self.schedule))
+                        allow_missing=not self.state)
+        rescale = 1.0 / (len(self.ctx) * self.num_workers)
+        with local_updates():
+            mod.init_optimizer(kvstore=self.kv or t.kvstore, optimizer=t.optimizer,
+                               optimizer_params=optimizer_params(t.optimizer, t.lr, t.wd, rescale,
+                                                                 self.schedule))
+        if self.kv:
+            self._share_chief_weights(mod)
+        if self.state:
+            mod._updater.set_states(self.state[3])   # with the optimizer: counts, schedule
         return mod
 
-    # Pieces of the loop ---------------------------------------------------------
+    def _share_chief_weights(self, mod):
+        """Every worker starts from rank 0's weights (the kvstore holds
+        them after init_optimizer)."""
+        group = mod._exec_group
+        with self.agreement.waiting():
+            for i, name in enumerate(group.param_names):
+                self.kv.pull(name, out=group.param_arrays[i], priority=-i)
+            mx.nd.waitall()
+        mod._params_dirty = True
+
+    # Pieces of the loop -------------------------------------------------------
+
+    def _loss(self, mod):
+        """Mean heatmap loss of the stacks, read from each device."""
+        outputs = mod.get_outputs(merge_multi_context=False)[:self.cfg.net_stacks]
+        return float(np.mean([o.asnumpy().mean() for per_device in outputs for o in per_device]))
 
     def validate(self, mod):
-        """NME (percent, original protocol) of every validation target."""
+        """NME (percent, the protocol's) of every validation target."""
         def predict(batch):
             mod.forward(mx.io.DataBatch(batch.data), is_train=False)
             return mod.get_outputs()[-1].asnumpy()
         results = {}
         for name, it in zip(self.targets, self.val_iters):
             it.reset()
-            results[name] = 100.0 * float(np.mean(evaluate.evaluate(predict, it, self.cfg)['nme']))
+            nme = protocol.evaluate(predict, it, self.cfg.input_img_size,
+                                    self.cfg.landmark_type)['nme']
+            results[name] = 100.0 * float(np.mean(nme))
         return results
 
-    def checkpoint_number(self):
-        return self.step // self.args.verbose
-
-    def save(self, mod, number=None):
-        if not self.chief:
-            return None
-        arg_params, aux_params = mod.get_params()
-        number = self.checkpoint_number() if number is None else number
-        path = save_checkpoint(self.args.prefix, number, self.sym, arg_params, aux_params)
-        self.saved = (number, self.step)
-        log.info('saved %s', path)
-        return path
-
-    def _validate_and_save(self, mod, epoch, loss):
-        nmes = self.last_nme = self.validate(mod)
+    def _validation(self, mod, loss):
+        """Validate, log, and save a checkpoint when it improves."""
+        nmes = self.last_nmes = self.validate(mod)
         for name, value in nmes.items():
             log.info('[step %d] nme on %s is %.3f%%', self.step, name, value)
-        self.log.write(self.step, epoch, self.schedule(self.step), loss, nmes)
-        if self.improvement([nmes[t] for t in self.targets]) and self.args.ckpt:
-            self.save(mod)
+        self.log.write(self.step, self.schedule.epoch(self.step), self.schedule(self.step), loss,
+                       nmes)
+        values = [nmes[t] for t in self.targets]
+        if self.improvement(values) and self.t.ckpt:
+            number = self.step // self.t.verbose
+            if self._save(mod, number):
+                self.best = {'best_checkpoint': number, 'best_nme': values[0],
+                             'best_step': self.step}
+
+    def _save(self, mod, number):
+        """Write checkpoint `number` once; never replace an earlier one."""
+        if number in self.saved:
+            return False
+        arg_params, aux_params = mod.get_params()
+        try:
+            path = save_checkpoint(self.prefix, number, self.sym, arg_params, aux_params)
+        except WriteError as err:
+            if err.errno != errno.EEXIST:
+                raise
+            log.warning('%s exists from earlier; not replaced', params_path(self.prefix, number))
+            return False
+        self.saved.add(number)
+        log.info('saved %s', path)
+        return True
+
+    def save_state(self, mod, finished=False):
+        if not self.chief:
+            return
+        arg_params, aux_params = mod.get_params()
+        numpy_state = np.random.get_state()
+        record = dict(self.best, step=self.step, epoch=self.schedule.epoch(self.step),
+                      finished=finished, best_first=self.improvement.best_first,
+                      best_mean=self.improvement.best_mean, saved=sorted(self.saved),
+                      batch_size=self.batch_size, records=self.records,
+                      numpy_random=[numpy_state[0], numpy_state[1].tolist()]
+                      + list(numpy_state[2:]),
+                      python_random=random.getstate())
+        run.save_state(self.prefix, record, arg_params, aux_params,
+                       mod._updater.get_states(dump_optimizer=True))
+
+    def _decide(self, reason):
+        """Whether every worker can go on; raises when one cannot."""
+        votes = self.agreement.vote(reason) if self.agreement else (
+            {self.rank: reason} if reason else {})
+        if not votes:
+            return
+        if any(v == INTERRUPTED for v in votes.values()):
+            raise KeyboardInterrupt
+        rank, why = sorted(votes.items())[0]
+        if rank == self.rank and why == NOT_FINITE:
+            raise TrainingStopped('loss is not finite at step %d (epoch %.2f); stopped before '
+                                  'that update%s' % (self.step + 1,
+                                                     self.schedule.epoch(self.step),
+                                                     self._kept()))
+        if rank == self.rank and why == BAD_DATA:
+            stats = self.train_iter.epoch_stats
+            raise TrainingStopped('%s: %d unreadable records in this pass, more than %g%% of it; '
+                                  'stopped%s' % (self.train_iter.path, stats['corrupt'],
+                                                 100 * self.t.bad_records, self._kept()))
+        raise TrainingStopped('worker %d stopped (%s); all workers stop at step %d'
+                              % (rank, STOP_REASONS.get(why, 'failed'), self.step + 1))
+
+    def _kept(self):
+        return '; the checkpoints written so far are kept (%s)' % (
+            ', '.join('%04d' % n for n in sorted(self.saved)) or 'none')
 
     # The loop -------------------------------------------------------------------
 
     def run(self):
-        mod = self._module()
+        """Train to the end; returns the last validation NMEs."""
+        t = self.t
         interrupted = []
         previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
-        speed = mx.callback.Speedometer(self.batch_size, self.args.frequent, auto_reset=True)
+        feeder, mod, nmes = None, None, {}
         try:
-            self._validate_and_save(mod, 0, None)
-            end_epoch = self.epoch_steps[-1]
-            loss = None
-            for epoch in range(end_epoch):
-                if epoch:
-                    self.train_iter.reset()
-                bar = tqdm(total=self.batches_per_epoch, desc='epoch %d' % epoch, unit='batch',
-                           disable=not sys.stderr.isatty(), leave=False)
-                for nbatch, batch in enumerate(self.train_iter):
+            mod = self._module()
+            if self.chief and not self.state:
+                run.save_config(self.prefix, self.cfg)     # the run starts here
+            feeder = DeviceFeeder(self.train_iter, self.ctx, self.step)
+            if self.chief and self.step == 0 and self.targets:
+                nmes = self.validate(mod)
+                for name, value in nmes.items():
+                    log.info('[step 0] nme on %s is %.3f%% (untrained; not saved)', name, value)
+                self.log.write(0, 0.0, self.schedule(0), None, nmes)
+            samples_per_pass = self.records * t.exf
+            bar = tqdm(total=self.end_step, initial=self.step, unit='step', leave=False,
+                       disable=not sys.stderr.isatty())
+            started, start_step, loss = time.time(), self.step, None
+            while self.step < self.end_step:
+                try:
+                    batch = feeder.next()
                     mod.forward_backward(batch)
-                    loss = float(np.mean([o.asnumpy().mean() for o in
-                                          mod.get_outputs()[:self.cfg.net_stacks]]))
-                    if not np.isfinite(loss):
-                        raise TrainingStopped(
-                            'loss is %s at step %d (epoch %d, batch %d); stopped, the last good '
-                            'checkpoint is kept' % (loss, self.step + 1, epoch, nbatch))
+                    reason = GO
+                    if (self.step + 1) % t.frequent == 0 or self.step + 1 == self.end_step:
+                        loss = self._loss(mod)
+                        reason = GO if math.isfinite(loss) else NOT_FINITE
+                    if not reason and self.train_iter.epoch_stats['corrupt'] > \
+                            t.bad_records * samples_per_pass:
+                        reason = BAD_DATA
+                    if not reason and interrupted:
+                        reason = INTERRUPTED
+                except Exception:
+                    if self.agreement:
+                        self.agreement.vote(FAILED)
+                    raise
+                self._decide(reason)
+                with self.agreement.waiting() if self.agreement else contextlib.nullcontext():
                     mod.update()
-                    self.step += 1
-                    bar.update(1)
-                    if self.step % self.args.frequent == 0:
-                        self.log.write(self.step, epoch, self.schedule(self.step), loss)
-                        log.info('epoch %d batch %d lr %.3g loss %.6f', epoch, nbatch,
-                                 self.schedule(self.step), loss)
-                    speed(mx.model.BatchEndParam(epoch=epoch, nbatch=nbatch, eval_metric=None,
-                                                 locals=None))
-                    if self.step % self.args.verbose == 0:
-                        self._validate_and_save(mod, epoch, loss)
-                    if interrupted:
-                        path = self.save(mod, self.checkpoint_number() + 1)
-                        log.warning('interrupted at step %d: saved %s', self.step, path)
-                        raise KeyboardInterrupt
-                bar.close()
-            if self.step % self.args.verbose:
-                self._validate_and_save(mod, end_epoch, None)
-            final = -(-self.step // self.args.verbose)
-            if self.args.ckpt and self.saved != (final, self.step):
-                self.save(mod, final)
-            return self.last_nme
+                self.step += 1
+                bar.update(1)
+                if self.step % t.frequent == 0:
+                    speed = (self.step - start_step) * self.batch_size / (time.time() - started)
+                    log.info('epoch %.2f step %d lr %.3g loss %.6f (%.1f samples/s)',
+                             self.schedule.epoch(self.step), self.step, self.schedule(self.step),
+                             loss, speed)
+                    if self.chief:
+                        self.log.write(self.step, self.schedule.epoch(self.step),
+                                       self.schedule(self.step), loss)
+                if self.chief and self.step % t.verbose == 0:
+                    self._chief_work(self._validation, mod, loss)
+            bar.close()
+            if self.chief:
+                self._chief_work(self._finish, mod, loss)
+            return self.last_nmes
+        except KeyboardInterrupt:
+            if mod is not None and self.chief:
+                self.save_state(mod)
+                log.warning('interrupted at step %d; the state is saved: continue with '
+                            '`train.py --prefix %s --resume`', self.step, self.prefix)
+            raise
         finally:
             signal.signal(signal.SIGINT, previous)
-            self.train_iter.close()
+            if feeder is not None:
+                feeder.close()
+            self.close()
+
+    def _chief_work(self, work, mod, loss):
+        """Work of the chief between steps; a failure tells the others."""
+        try:
+            work(mod, loss)
+        except Exception:
+            if self.agreement:
+                self.agreement.vote(FAILED)
+            raise
+        self.save_state(mod, finished=work == self._finish)
+
+    def _finish(self, mod, loss):
+        """Validate the final weights (unless just done) and write the final
+        checkpoint under a number no save has used."""
+        if self.step % self.t.verbose:
+            self._validation(mod, loss)
+        if self.t.ckpt:
+            self._save(mod, -(-self.step // self.t.verbose))
+
+    def close(self):
+        for it in [getattr(self, 'train_iter', None)] + getattr(self, 'val_iters', []):
+            if it is not None:
+                it.close()
+        self.agreement = self.kv = None
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None

@@ -43,7 +43,7 @@ def draw_landmarks(image_rgb, faces, path, boxes=None, numbers=False, title=None
 
 def plot_ced(curves, path, threshold, title='Cumulative error distribution'):
     """curves: {label: per-image errors}; x axis NME (%), y fraction of images."""
-    from .evaluate import auc, ced
+    from .protocol import auc, ced
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for label, errors in curves.items():
         x, y = ced(errors, threshold)

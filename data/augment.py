@@ -1,18 +1,16 @@
-"""Per-sample transforms of PIPELINE.md sections 2 and 4: training crops with
-rotation, scale and mirror, the evaluation crop, and heatmap targets."""
+"""Per-sample transforms of PIPELINE.md section 2: training crops with
+rotation, scale and mirror, and heatmap targets; plus the warp of a record
+through given evaluation transforms (the protocol itself is the caller's)."""
 import numpy as np
 
 from . import geometry
+from .landmarks import FLIP_ORDER
 
-FLIP = np.array(geometry.FLIP_ORDER)
+FLIP = np.array(FLIP_ORDER)
 HEATMAP_PEAK = 20.0
 MAX_ROTATION = 40          # rotation r is an integer in [-40, 40)
 SCALE_SIGMA, SCALE_MIN, SCALE_MAX = 0.2, 0.8, 1.2
 DRAW_TRIES = 3
-# Pixels (384 frame) the evaluation box top is raised by, per test set.
-TOP_RAISE = {'ibug': 36, 'cofw_testset': 45, '300W': 40, 'AFLW2000-3D': 30}
-DEFAULT_TOP_RAISE = 40
-EVAL_BOX_SCALE = 1.2
 
 
 def render_heatmaps(points, input_size, label_size, sigma):
@@ -88,34 +86,10 @@ def training_sample(image, points, rng, cfg, mirror=None):
     return np.ascontiguousarray(crop), crop_points, mirror
 
 
-def landmark_box(points, top_raise):
-    """Box (x1, y1, x2, y2) of landmarks with its top raised, clamped at 0."""
-    x1, y1 = points.min(axis=0)
-    x2, y2 = points.max(axis=0)
-    return np.array([x1, max(y1 - top_raise, 0), x2, y2])
-
-
-def box_crop(box, size, box_scale=EVAL_BOX_SCALE):
-    """Crop transform of section 4.3: max(w, h) x box_scale to `size`, no
-    rotation, the box centre (each coordinate truncated) to the crop centre."""
-    x1, y1, x2, y2 = box[:4]
-    scale = size / (box_scale * max(x2 - x1, y2 - y1))
-    centre = np.array([int((x1 + x2) / 2), int((y1 + y2) / 2)], dtype=np.float64)
-    return np.array([[scale, 0, size / 2.0 - scale * centre[0]],
-                     [0, scale, size / 2.0 - scale * centre[1]]])
-
-
-def eval_transforms(points, top_raise, cfg):
-    """The two transforms of the evaluation protocol (section 4): the 5-point
-    similarity to the record template, then the box crop to the input size."""
-    align = geometry.alignment_transform(points)
-    box = landmark_box(geometry.apply(align, points), top_raise)
-    return align, box_crop(box, cfg.input_img_size)
-
-
-def eval_sample(image, points, top_raise, cfg):
-    """(input RGB uint8, points in the input crop, (align, crop) transforms)."""
-    align, crop = eval_transforms(points, top_raise, cfg)
+def eval_sample(image, points, transforms, cfg):
+    """(input RGB uint8, points in the input crop) of a record through the
+    evaluation transforms (alignment to the record frame, then the crop)."""
+    align, crop = transforms
     aligned = geometry.warp(image, align, cfg.record_img_size)
     return (geometry.warp(aligned, crop, cfg.input_img_size),
-            geometry.apply(crop, geometry.apply(align, points)), (align, crop))
+            geometry.apply(crop, geometry.apply(align, points)))

@@ -5,6 +5,8 @@ import os
 import cv2
 import numpy as np
 
+from .landmarks import five_points
+
 # 5-point template (eye centres, nose tip, mouth corners) of a 112x112 face.
 TEMPLATE_112 = np.array([[38.2946, 41.6963], [73.5318, 41.5014], [56.0252, 61.7366],
                          [41.5493, 82.3655], [70.7299, 82.2041]], dtype=np.float64)
@@ -12,21 +14,7 @@ RECORD_SIZE = 384
 # The template placed at the centre of the 384 record frame.
 TEMPLATE_384 = TEMPLATE_112 * 2 + 80
 
-# 68-point mirror order: point i of a mirrored face is point FLIP_ORDER[i].
-FLIP_ORDER = (list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30]
-              + list(range(35, 30, -1)) + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
-              + list(range(54, 47, -1)) + list(range(59, 54, -1)) + list(range(64, 59, -1))
-              + [67, 66, 65])
-
 NEUTRAL_FACE = np.loadtxt(os.path.join(os.path.dirname(__file__), 'neutral_face.txt'))
-
-
-def five_points(landmarks):
-    """Eye centres (36+39, 42+45), nose tip 30 and mouth corners 48, 54 of
-    68 (x, y) points, as a (5, 2) array."""
-    pts = np.asarray(landmarks, dtype=np.float64)
-    return np.array([(pts[36] + pts[39]) / 2, (pts[42] + pts[45]) / 2, pts[30], pts[48],
-                     pts[54]])
 
 
 def umeyama(src, dst):

@@ -1,74 +1,109 @@
 """`FaceSegIter`: batches of augmented faces and heatmap targets from a record
-set, built by worker processes into shared memory.
+set, filled in shared memory by worker processes (`data.workers`).
 
-Every sample's randomness comes from (seed, epoch, position in the epoch), so a
-run is reproducible for a seed whatever the number of workers.
+Every sample's randomness comes from (seed, pass, position in the pass), so a
+run is reproducible for a seed whatever the number of workers, and a pass can
+be entered at any batch (exact resume).
 """
 import logging
-import multiprocessing as mp
-import os
 
 import mxnet as mx
 import numpy as np
 
 from . import augment
-from .batch import BatchMaker, Slot, worker_loop
+from .batch import FALLBACK_RECORDS, BatchMaker, SharedBuffer, make_slots, slot_bytes, slot_layout
 from .recordio import RecordReader
+from .workers import WorkerPool
 
 log = logging.getLogger(__name__)
+
+
+class Batch(object):
+    """One batch as NumPy views into a shared slot; the views are only valid
+    until `release()` hands the slot back to the workers."""
+
+    def __init__(self, slot, pad, release):
+        self.data, self.label, self.valid, self.keys = slot.data, slot.label, slot.valid, slot.keys
+        self.points, self.transforms = slot.points, slot.transforms
+        self.pad = pad
+        self.release = release
 
 
 class FaceSegIter(mx.io.DataIter):
     """Batches of data (N, 3, S, S) float RGB 0..255 and label (N, 68, L, L)
     heatmaps from `path_imgrec` (+ its .idx), per PIPELINE.md section 2.
 
-    aug_level 0 gives the evaluation crop of section 4, in record order, and
-    each batch also carries `points` (N, 68, 2) ground truth (x, y) in the
-    record frame, `transforms` (N, 2, 2, 3) = (alignment, crop) matrices and
-    `valid` (N,) (False for padding and unreadable records).
-    `part_index`/`num_parts` give each distributed worker its own share.
+    Training (aug_level > 0) shuffles every pass, appends `exf` shuffled
+    copies of the records per pass and drops the last partial batch (as the
+    original), so every batch holds real samples only. Evaluation (aug_level
+    0) keeps every record in order, crops it with `eval_crop(points) ->
+    (align, crop)` (the protocol's) and marks padding and unreadable records
+    in `valid`; its batches also carry `points` (68 ground-truth (x, y) in
+    the record frame), `transforms` (N, 2, 2, 3) and `keys`.
+
+    `part_index`/`num_parts` give each distributed worker an equal share of
+    the records (the remainder is left out), so every worker runs the same
+    number of steps.
     """
 
-    def __init__(self, batch_size, per_batch_size=0, path_imgrec=None, aug_level=0,
-                 force_mirror=False, exf=1, use_coherent=0, cfg=None, workers=None, seed=0,
-                 prefetch=2, top_raise=None, part_index=0, num_parts=1):
+    def __init__(self, path_imgrec, cfg, batch_size, per_batch_size=None, aug_level=0, exf=1,
+                 coherent=False, eval_crop=None, force_mirror=False, workers=0, seed=0,
+                 part_index=0, num_parts=1, depth=3):
         super(FaceSegIter, self).__init__(batch_size)
-        if cfg is None:
-            from core.config import load_config
-            cfg, _ = load_config()
-        self.cfg = cfg
-        self.reader = RecordReader(path_imgrec)
-        self.keys = self.reader.keys[part_index::num_parts]
-        if len(self.keys) == 0:
-            raise ValueError('%s holds no records' % path_imgrec)
+        self.cfg, self.path = cfg, str(path_imgrec)
+        reader = RecordReader(self.path)
+        share = len(reader.keys) // num_parts
+        self.keys = reader.keys[part_index::num_parts][:share]
+        if not self.keys:
+            raise ValueError('%s holds %d records, fewer than the %d workers sharing it'
+                             % (self.path, len(reader.keys), num_parts))
+        if num_parts > 1 and len(reader.keys) % num_parts:
+            log.info('%s: %d records left out so that %d workers get %d each', self.path,
+                     len(reader.keys) % num_parts, num_parts, share)
+        self.part_index, self.num_parts = part_index, num_parts
         self.per_batch_size = per_batch_size or batch_size
         if batch_size % self.per_batch_size:
             raise ValueError('batch_size %d is not a multiple of per_batch_size %d'
                              % (batch_size, self.per_batch_size))
-        self.aug_level, self.exf, self.seed = aug_level, max(1, exf), seed
-        self.coherent = bool(use_coherent) and aug_level > 0
+        if aug_level == 0 and eval_crop is None:
+            raise ValueError('an evaluation iterator (aug_level 0) needs the protocol\'s eval_crop')
+        self.aug_level, self.exf, self.seed = aug_level, max(1, int(exf)), seed
+        self.coherent = bool(coherent) and aug_level > 0
         if self.coherent and self.per_batch_size % 2:
             raise ValueError('coherent batches need an even per_batch_size')
         self.mirror = True if force_mirror else (None if aug_level > 0 else False)
-        name = os.path.splitext(os.path.basename(str(path_imgrec)))[0]
-        if top_raise is None:
-            top_raise = augment.TOP_RAISE.get(name, augment.DEFAULT_TOP_RAISE)
         size, label = cfg.input_img_size, cfg.output_label_size
         self.provide_data = [mx.io.DataDesc('data', (batch_size, 3, size, size))]
         self.provide_label = [mx.io.DataDesc('softmax_label',
                                              (batch_size, cfg.num_classes, label, label))]
-        self.workers = os.cpu_count() if workers is None else workers
-        self._maker = BatchMaker(self.reader, cfg, aug_level, top_raise, seed)
-        self._slots = [Slot(batch_size, size, cfg.num_classes, label)
-                       for _ in range(max(1, self.workers) * prefetch)]
-        self._procs = []
+        layout = slot_layout(batch_size, size, cfg.num_classes, label)
+        depth = max(1, depth) if workers > 0 else 1
+        self._buffer = SharedBuffer(slot_bytes(layout) * depth)
+        self._slots = make_slots(self._buffer, layout, depth)
+        self._maker = BatchMaker(reader, cfg, aug_level, seed, eval_crop)
+        self._pool = WorkerPool(workers, self._maker, self._buffer, layout, depth) \
+            if workers > 0 else None
+        self._inflight = {}
+        self._explained = False
         self.epoch = -1
-        self.epoch_stats = {'corrupt': 0, 'out_of_crop': 0}
         self.reset()
+        if self._num_batches == 0:
+            raise ValueError('%s: %d records (x%d) do not fill one batch of %d'
+                             % (self.path, self.num_records, self.exf, batch_size))
+
+    @property
+    def num_records(self):
+        """Records this iterator reads (its share, in distributed runs)."""
+        return len(self.keys)
+
+    @property
+    def num_batches(self):
+        """Batches in one pass over the records (exf copies in training)."""
+        return self._num_batches
 
     # Planning ---------------------------------------------------------------
 
-    def _epoch_order(self):
+    def _pass_order(self):
         keys = np.array(self.keys)
         if self.aug_level == 0:
             return keys
@@ -84,40 +119,126 @@ class FaceSegIter(mx.io.DataIter):
                 for j in range(half)]
 
     def _plan(self, batch_no):
+        """Entries of one batch (see BatchMaker) and its padding."""
         layout = self._layout()
         start = batch_no * len(layout)
-        plan = []
-        for (index, pair), position in zip(layout, range(start, len(self._order))):
-            if self.aug_level:
-                fallbacks = np.take(self._order, range(position, position + 8), mode='wrap')
-            else:
-                fallbacks = [self._order[position]]
-            plan.append((self.epoch, position, [int(k) for k in fallbacks], index, pair,
-                         self.mirror))
-        pad = len(layout) - len(plan)
-        return plan, pad * (2 if self.coherent else 1)
+        if self.aug_level == 0:
+            positions = range(start, min(start + len(layout), len(self._order)))
+            entries = [(int(self._order[p]), index) for p, (index, _) in zip(positions, layout)]
+            return entries, self.batch_size - len(entries)
+        # A sample's random draws follow its position in the global batch
+        # sequence, as if the workers' batches were the device slices of
+        # one machine's batch.
+        first = (batch_no * self.num_parts + self.part_index) * len(layout)
+        entries = []
+        for j, (index, pair) in enumerate(layout):
+            candidates = np.take(self._order, range(start + j, start + j + FALLBACK_RECORDS),
+                                 mode='wrap')
+            entries.append((self.epoch, first + j, [int(k) for k in candidates], index, pair,
+                            self.mirror))
+        return entries, 0
 
     # Workers ----------------------------------------------------------------
 
-    def _start(self):
-        if self._procs or self.workers <= 0:
-            return
-        context = mp.get_context('spawn')
-        self._tasks, self._results = context.Queue(), context.Queue()
-        for _ in range(self.workers):
-            proc = context.Process(target=worker_loop,
-                                   args=(self._maker, self._slots, self._tasks, self._results),
-                                   daemon=True)
-            proc.start()
-            self._procs.append(proc)
+    def _prepare(self, slot, pad):
+        slot.valid[:] = False
+        if pad:
+            slot.data[-pad:] = 0
+            slot.label[-pad:] = 0
+
+    def _submit(self):
+        """Hand plans to the workers while slots are free; each batch is split
+        evenly among them."""
+        while self._free and self._next_plan < self._num_batches:
+            slot_id = self._free.pop()
+            entries, pad = self._plan(self._next_plan)
+            self._prepare(self._slots[slot_id], pad)
+            chunks = [entries[w::len(self._pool)] for w in range(len(self._pool))]
+            token = (self.epoch, self._next_plan)
+            for worker, chunk in enumerate(chunks):
+                if chunk:
+                    self._pool.submit(worker, (token, slot_id, chunk))
+            self._inflight[token] = [slot_id, pad, sum(1 for c in chunks if c),
+                                     {'corrupt': 0, 'out_of_crop': 0}]
+            self._next_plan += 1
+
+    def _wait(self, token):
+        """Collect worker replies until batch `token` is complete."""
+        while self._inflight[token][2]:
+            reply_token, _, stats, error = self._pool.receive()
+            if error is not None:
+                raise RuntimeError('data worker failed on %s: %s' % (self.path, error))
+            entry = self._inflight[reply_token]
+            entry[2] -= 1
+            for key, value in stats.items():
+                entry[3][key] += value
+
+    def _drain(self):
+        for token in list(self._inflight):
+            self._wait(token)
+        self._inflight = {}
+
+    # Passes ------------------------------------------------------------------
+
+    def seek(self, epoch, batch_no=0):
+        """Continue with pass `epoch` at batch `batch_no` (exact resume)."""
+        if self._pool is not None:
+            self._drain()
+        self.epoch = epoch
+        self._order = self._pass_order()
+        per_batch = len(self._layout())
+        if self.aug_level == 0:
+            self._num_batches = -(-len(self._order) // per_batch)
+        else:
+            self._num_batches = len(self._order) // per_batch
+        self._cursor = self._next_plan = batch_no
+        self._free = list(range(len(self._slots)))
+        self.epoch_stats = {'corrupt': 0, 'out_of_crop': 0}
+
+    def reset(self):
+        self.seek(self.epoch + 1)
+
+    def next_batch(self):
+        """The next `Batch` (NumPy views; call its `release()` when done)."""
+        if self._cursor >= self._num_batches:
+            self._log_pass()
+            raise StopIteration
+        token = (self.epoch, self._cursor)
+        if self._pool is not None:
+            self._submit()
+            self._wait(token)
+            slot_id, pad, _, stats = self._inflight.pop(token)
+        else:
+            slot_id = 0
+            entries, pad = self._plan(self._cursor)
+            self._prepare(self._slots[0], pad)
+            stats = self._maker.fill(self._slots[0], entries)
+        for key, value in stats.items():
+            self.epoch_stats[key] += value
+        self._cursor += 1
+
+        def release():
+            if self._pool is not None and token[0] == self.epoch:
+                self._free.append(slot_id)
+                self._submit()
+        return Batch(self._slots[slot_id], pad, release)
+
+    def next(self):
+        batch = self.next_batch()
+        out = mx.io.DataBatch(data=[mx.nd.array(batch.data)], label=[mx.nd.array(batch.label)],
+                              pad=batch.pad, provide_data=self.provide_data,
+                              provide_label=self.provide_label)
+        out.valid, out.keys = batch.valid.copy(), batch.keys.copy()
+        if self.aug_level == 0:
+            out.points, out.transforms = batch.points.copy(), batch.transforms.copy()
+        batch.release()
+        return out
 
     def close(self):
         """Stop the worker processes."""
-        for _ in self._procs:
-            self._tasks.put(None)
-        for proc in self._procs:
-            proc.join(timeout=5)
-        self._procs = []
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def __del__(self):
         try:
@@ -125,76 +246,17 @@ class FaceSegIter(mx.io.DataIter):
         except Exception:
             pass
 
-    def _submit(self):
-        while self._free and self._next_plan < self._num_batches:
-            slot_id = self._free.pop()
-            plan, pad = self._plan(self._next_plan)
-            self._pending[self._next_plan] = (slot_id, pad)
-            self._tasks.put(((self.epoch, self._next_plan), slot_id, plan))
-            self._next_plan += 1
-
-    def _collect(self, batch_no):
-        while batch_no not in self._done:
-            (epoch, number), slot_id, stats, error = self._results.get()
-            if error is not None:
-                raise RuntimeError('data worker failed on %s: %s' % (self.reader.path, error))
-            if epoch == self.epoch:
-                self._done[number] = stats
-            else:
-                self._free.append(slot_id)
-        return self._done.pop(batch_no)
-
-    # DataIter ---------------------------------------------------------------
-
-    @property
-    def num_batches(self):
-        """Batches in the current epoch."""
-        return self._num_batches
-
-    def reset(self):
-        if self.epoch >= 0 and self._procs:
-            for number in list(self._pending):
-                if number >= self._cursor:
-                    self._collect(number)
-        self.epoch += 1
-        self._order = self._epoch_order()
-        per_batch = len(self._layout())
-        self._num_batches = -(-len(self._order) // per_batch)
-        self._cursor, self._next_plan = 0, 0
-        self._pending, self._done = {}, {}
-        self._free = list(range(len(self._slots)))
-        self.epoch_stats = {'corrupt': 0, 'out_of_crop': 0}
-
-    def next(self):
-        if self._cursor >= self._num_batches:
-            self._log_epoch()
-            raise StopIteration
-        if self.workers > 0:
-            self._start()
-            self._submit()
-            stats = self._collect(self._cursor)
-            slot_id, pad = self._pending.pop(self._cursor)
-        else:
-            slot_id = 0
-            plan, pad = self._plan(self._cursor)
-            stats = self._maker.fill(self._slots[0], plan)
-        for key, value in stats.items():
-            self.epoch_stats[key] += value
-        slot = self._slots[slot_id]
-        batch = mx.io.DataBatch(data=[mx.nd.array(slot.data)], label=[mx.nd.array(slot.label)],
-                                pad=pad, provide_data=self.provide_data,
-                                provide_label=self.provide_label)
-        batch.valid = slot.valid.copy()
-        if self.aug_level == 0:
-            batch.points, batch.transforms = slot.points.copy(), slot.transforms.copy()
-        if self.workers > 0:
-            self._free.append(slot_id)
-        self._cursor += 1
-        return batch
-
-    def _log_epoch(self):
-        if any(self.epoch_stats.values()):
-            log.info('%s epoch %d: %d unreadable records skipped, %d records skipped after %d '
-                     'draws left the crop', self.reader.path, self.epoch,
-                     self.epoch_stats['corrupt'], self.epoch_stats['out_of_crop'],
-                     augment.DRAW_TRIES)
+    def _log_pass(self):
+        corrupt, redrawn = self.epoch_stats['corrupt'], self.epoch_stats['out_of_crop']
+        if corrupt:
+            log.info('%s pass %d: %d unreadable record%s skipped (each replaced by the next '
+                     'record)', self.path, self.epoch, corrupt, '' if corrupt == 1 else 's')
+        if redrawn:
+            log.info('%s pass %d: %d sample%s taken from the next record because %d random '
+                     'rotations and scales all pushed a landmark out of the crop%s',
+                     self.path, self.epoch, redrawn, '' if redrawn == 1 else 's',
+                     augment.DRAW_TRIES, '' if self._explained else
+                     ' (faces near the edge of the 384 frame cause this; a few percent is normal, '
+                     'a large share means the faces of the set are not centred as the records '
+                     'expect)')
+            self._explained = True

@@ -11,9 +11,12 @@ import struct
 import cv2
 import numpy as np
 
+from .files import AtomicFile, WriteError
+from .landmarks import NUM_POINTS
+
 MAGIC = 0xced7230a
 HEADER = struct.Struct('IfQQ')      # flag, label, id, id2 (mx.recordio.IRHeader)
-NUM_POINTS = 68
+IMAGE_SIGNATURES = (b'\xff\xd8', b'\x89PNG')
 
 
 class RecordError(ValueError):
@@ -122,44 +125,78 @@ class RecordReader(object):
                               % (where, len(payload), length))
         return payload
 
+    def check(self, key):
+        """RecordError when record `key`'s framing, label header or image
+        signature is damaged; reads a few hundred bytes, not the image."""
+        where = '%s record %d' % (self.path, key)
+        offset = self.offsets[key]
+        if offset + 8 > self.size:
+            raise RecordError('%s: offset %d is beyond the end of the file' % (where, offset))
+        magic, lrec = struct.unpack('<II', os.pread(self._file(), 8, offset))
+        if magic != MAGIC:
+            raise RecordError('%s: bad magic number (corrupt file)' % where)
+        length = lrec & ((1 << 29) - 1)
+        if offset + 8 + length > self.size:
+            raise RecordError('%s: record is truncated' % where)
+        head = os.pread(self._file(), min(length, HEADER.size + 8 * NUM_POINTS + 4), offset + 8)
+        label, image = unpack_label(head, where)
+        if label.size != 2 * NUM_POINTS:
+            raise RecordError('%s: label has %d floats, expected %d (68 points)'
+                              % (where, label.size, 2 * NUM_POINTS))
+        if not image.startswith(IMAGE_SIGNATURES):
+            raise RecordError('%s: the payload after the label is not a JPEG or PNG image' % where)
+
+    def scan(self):
+        """Messages of every damaged record (see `check`)."""
+        problems = []
+        for key in self.keys:
+            try:
+                self.check(key)
+            except RecordError as err:
+                problems.append(str(err))
+        return problems
+
     def read_face(self, key, label_xfirst=False):
         return unpack_face(self.read(key), label_xfirst, '%s record %d' % (self.path, key))
 
 
 class RecordWriter(object):
-    """Write `PREFIX.rec` + `PREFIX.idx` atomically: records go to temporary
-    files renamed into place by `commit()`; leaving the `with` block through an
-    exception deletes them, so a failed build never leaves a half set."""
+    """Write `PREFIX.rec` + `PREFIX.idx` safely: records go to temporary
+    files, flushed, fsynced and renamed into place by `commit()`; leaving
+    the `with` block through an exception deletes them, so a failed build
+    never leaves a half set. A failed write raises WriteError naming the
+    file and the cause."""
 
     def __init__(self, prefix):
         self.rec_path = str(prefix) + '.rec'
         self.idx_path = str(prefix) + '.idx'
-        directory = os.path.dirname(self.rec_path)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        self._rec = open(self.rec_path + '.tmp', 'wb')
-        self._idx = open(self.idx_path + '.tmp', 'w')
+        self._files = [AtomicFile(self.rec_path, 'wb'), AtomicFile(self.idx_path, 'w')]
+        self._rec = self._files[0].__enter__()
+        try:
+            self._idx = self._files[1].__enter__()
+        except WriteError:
+            self._files[0]._discard()
+            raise
         self.count = 0
 
     def write(self, payload):
         """Append a payload; its key is the running count."""
-        offset = self._rec.tell()
-        self._rec.write(struct.pack('<II', MAGIC, len(payload)) + payload)
-        self._rec.write(b'\x00' * (-len(payload) % 4))
-        self._idx.write('%d\t%d\n' % (self.count, offset))
+        try:
+            offset = self._rec.tell()
+            self._rec.write(struct.pack('<II', MAGIC, len(payload)) + payload)
+            self._rec.write(b'\x00' * (-len(payload) % 4))
+            self._idx.write('%d\t%d\n' % (self.count, offset))
+        except OSError as err:
+            raise WriteError(err.errno, 'cannot write %s: %s' % (self.rec_path, err.strerror))
         self.count += 1
 
     def commit(self):
-        self._rec.close()
-        self._idx.close()
-        os.replace(self.rec_path + '.tmp', self.rec_path)
-        os.replace(self.idx_path + '.tmp', self.idx_path)
+        for atomic in self._files:
+            atomic.__exit__(None, None, None)
 
     def abort(self):
-        for f, path in ((self._rec, self.rec_path), (self._idx, self.idx_path)):
-            f.close()
-            if os.path.exists(path + '.tmp'):
-                os.remove(path + '.tmp')
+        for atomic in self._files:
+            atomic._discard()
 
     def __enter__(self):
         return self

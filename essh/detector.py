@@ -1,10 +1,11 @@
 """ESSH face detector (PIPELINE.md section 6): boxes, scores and 5 points."""
+import os
+
 import cv2
 import mxnet as mx
 import numpy as np
 
 import cython_ext
-from core.checkpoint import load_checkpoint
 
 STRIDES = (32, 16, 8)
 ANCHOR_SCALES = {32: (32, 16), 16: (8, 4), 8: (2, 1)}
@@ -56,7 +57,11 @@ class ESSHDetector(object):
 
     def __init__(self, prefix, epoch=0, ctx_id=-1):
         self.ctx = mx.cpu() if ctx_id < 0 else mx.gpu(ctx_id)
-        self.sym, self.arg_params, self.aux_params = load_checkpoint(prefix, epoch)
+        for path in ('%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, epoch)):
+            if not os.path.isfile(path):
+                raise FileNotFoundError('ESSH detector file %s does not exist (download it with '
+                                        '`python -m tools.download essh`)' % path)
+        self.sym, self.arg_params, self.aux_params = mx.model.load_checkpoint(prefix, epoch)
         self._executors = {}
         self._anchors = {s: base_anchors(ANCHOR_SCALES[s]) for s in STRIDES}
 

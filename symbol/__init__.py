@@ -1,12 +1,12 @@
 """Symbol builders for stacked Hourglass and SAT heatmap networks.
 
-    from core.config import load_config
-    from symbol import get_symbol
-    cfg, _ = load_config('hourglass', 'i2d')
     sym = get_symbol(cfg)            # training symbol (losses + BlockGrad)
+
+`cfg` is a configuration object (`core.config.load_config` forms one from
+the settings file); the builders read it and never load settings themselves.
 """
-from .network import FLIP_ORDER, get_symbol, inference_symbol, validate
+from .network import get_symbol, inference_symbol, validate
 from .params import compare_params, describe_mismatch, param_shapes, to_gluon
 
-__all__ = ['FLIP_ORDER', 'get_symbol', 'inference_symbol', 'validate', 'compare_params',
+__all__ = ['get_symbol', 'inference_symbol', 'validate', 'compare_params',
            'describe_mismatch', 'param_shapes', 'to_gluon']

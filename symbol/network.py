@@ -3,13 +3,12 @@ import json
 
 import mxnet as mx
 
-from data.geometry import FLIP_ORDER
+from data.landmarks import FLIP_ORDER
 
 from .blocks import BLOCKS
 from .layers import Layers, concat, max_pool2
-from .topology import hourglass, sat
+from .topology import TOPOLOGIES, head_topology, stack_topology
 
-NETWORKS = ('hourglass', 'satnet')
 LOSSES = ('heatmap', 'ce')
 COHERENT_GRAD_SCALE = 1e-4
 
@@ -22,11 +21,12 @@ def _require(ok, key, value, allowed):
 def validate(cfg):
     """Raise ValueError naming the key and the allowed values for a config the
     builders cannot build."""
-    _require(cfg.network in NETWORKS, 'network', cfg.network, ' or '.join(NETWORKS))
+    _require(cfg.network in TOPOLOGIES, 'network', cfg.network, ' or '.join(TOPOLOGIES))
     _require(cfg.net_block in BLOCKS, 'net_block', cfg.net_block, ', '.join(sorted(BLOCKS)))
     _require(isinstance(cfg.net_n, int) and cfg.net_n >= 1, 'net_n', cfg.net_n,
              'an integer >= 1')
-    _require(cfg.net_sat in (0, 1, 2), 'net_sat', cfg.net_sat, '0, 1 or 2')
+    net_sats = sorted(v for t in TOPOLOGIES.values() for v in t.net_sat)
+    _require(cfg.net_sat in net_sats, 'net_sat', cfg.net_sat, ', '.join(map(str, net_sats)))
     _require(cfg.net_sat != 2 or cfg.net_n >= 2, 'net_n', cfg.net_n, '>= 2 when net_sat = 2')
     _require(cfg.net_dcn in (0, 1, 2, 3), 'net_dcn', cfg.net_dcn, '0, 1, 2 or 3')
     _require(isinstance(cfg.net_stacks, int) and cfg.net_stacks >= 1, 'net_stacks',
@@ -111,12 +111,12 @@ def _head(L, Lbin, block, body, shortcut, i, cfg):
     else:
         out = _conv_bias(ll, cfg.num_classes, heat_name, L.workspace)
     pred, next_body = out, None
-    hourglass_refine = refine and cfg.network == 'hourglass'
-    if not last or hourglass_refine:
+    refine_last = refine and head_topology(cfg).refine_last
+    if not last or refine_last:
         merged = mx.sym.add_n(shortcut, _conv_bias(ll, C, name + '_ll2', L.workspace),
                               _conv_bias(out, C, name + '_out2', L.workspace))
         next_body = merged
-        if hourglass_refine:
+        if refine_last:
             out3 = L.deformable_conv(merged, cfg.num_classes, name + '_out3')
             if last:
                 pred = out3
@@ -143,12 +143,10 @@ def _build(cfg):
     data = mx.sym.Variable('data')
     label = mx.sym.Variable('softmax_label')
     body = _stem(L, Lbin, block, data, cfg)
+    stack = stack_topology(cfg).stack
     outputs, coherent = [], []
     for i in range(cfg.net_stacks):
-        if cfg.net_sat:
-            stacked = sat(Lbin, body, C, cfg.net_n + 1, 'sat%d' % i, gated=cfg.net_sat == 2)
-        else:
-            stacked = hourglass(Lbin, block, body, C, cfg.net_n, 'stack%d_hg' % i)
+        stacked = stack(Lbin, block, body, C, i, cfg)
         pred, body = _head(L, Lbin, block, stacked, body, i, cfg)
         outputs.append(_heatmap_loss(pred, label, cfg.losstype))
         if cfg.net_coherent:

@@ -1,4 +1,13 @@
-"""Stack topologies: the stacked Hourglass and the Scale Aggregation Topology."""
+"""Stack topologies and the table that chooses them.
+
+A topology is a stack builder plus the one way its heads differ: whether the
+deformable refinement of net_dcn 1 and 3 also refines the last stack's
+prediction (hourglass) or only the bodies handed to later stacks (SAT).
+Adding a topology is one entry in TOPOLOGIES (and its section in the
+settings file).
+"""
+import collections
+
 import mxnet as mx
 
 from .blocks import cab_unit, lattice
@@ -53,3 +62,33 @@ def sat(L, x, C, n, name, gated=False):
         return merged
 
     return lattice(n, x, bottom, merge)
+
+
+def hourglass_stack(L, block, x, C, i, cfg):
+    return hourglass(L, block, x, C, cfg.net_n, 'stack%d_hg' % i)
+
+
+def sat_stack(L, block, x, C, i, cfg):
+    return sat(L, x, C, cfg.net_n + 1, 'sat%d' % i, gated=cfg.net_sat == 2)
+
+
+# stack(L, block, x, C, index, cfg); net_sat: the values of config.net_sat
+# that build these stacks; refine_last: see the module docstring.
+Topology = collections.namedtuple('Topology', 'stack net_sat refine_last')
+
+TOPOLOGIES = collections.OrderedDict([
+    ('hourglass', Topology(hourglass_stack, net_sat=(0,), refine_last=True)),
+    ('satnet', Topology(sat_stack, net_sat=(1, 2), refine_last=False)),
+])
+
+
+def stack_topology(cfg):
+    """The topology whose stacks are built: chosen by net_sat whatever the
+    network is (ARCHITECTURE.md, SAT stack); the published settings keep
+    the two consistent."""
+    return next(t for t in TOPOLOGIES.values() if cfg.net_sat in t.net_sat)
+
+
+def head_topology(cfg):
+    """The topology whose head variant is built: the network's."""
+    return TOPOLOGIES[cfg.network]

@@ -1,7 +1,10 @@
-"""The published checkpoints: their configurations, archives and accuracy."""
-import collections
+"""The published checkpoints: their configurations, archives and accuracy.
 
-from core.config import load_config
+The table says how each published model differs from the settings of its
+network and dataset; `core.config.published_config(name)` forms the whole
+configuration.
+"""
+import collections
 
 Model = collections.namedtuple(
     'Model', 'title network block net_n dataset directory drive_id size_mb nme')
@@ -32,12 +35,22 @@ PUBLISHED = collections.OrderedDict([
 ])
 
 
-def config_for(name):
-    """The published configuration of model `name` (independent of config.py)."""
+def model(name):
+    """The Model record of `name`; ValueError lists the published names."""
     if name not in PUBLISHED:
         raise ValueError('unknown model %r; published models: %s' % (name, ', '.join(PUBLISHED)))
-    model = PUBLISHED[name]
-    cfg, _ = load_config(model.network, model.dataset, published=True)
-    cfg.net_block = model.block
-    cfg.net_n = model.net_n
-    return cfg
+    return PUBLISHED[name]
+
+
+def settings(name):
+    """Config keys of model `name` beyond its network's and dataset's sections."""
+    entry = model(name)
+    return {'net_block': entry.block, 'net_n': entry.net_n}
+
+
+def name_of_directory(directory):
+    """The published name whose archive unpacks to `directory`, or None."""
+    for name, entry in PUBLISHED.items():
+        if entry.directory == directory:
+            return name
+    return None

@@ -7,6 +7,9 @@ import pytest
 SHARED = Path(__file__).resolve().parents[2] / 'shared'
 
 os.environ.setdefault('MXNET_SUBGRAPH_VERBOSE', '0')
+# The suite runs on the CPU, even where a scheduler preset the GPU variables.
+for _name in ('CUDA_VISIBLE_DEVICES', 'NVIDIA_VISIBLE_DEVICES'):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture(scope='session')
@@ -23,7 +26,7 @@ def small_cfg():
     from core.config import load_config
 
     def make(network='hourglass', **overrides):
-        cfg, _ = load_config(network, 'i2d')
+        cfg = load_config(network, 'i2d')
         cfg.multiplier = 0.125
         cfg.per_batch_size = 2
         cfg.update(overrides)

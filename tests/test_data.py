@@ -10,14 +10,21 @@ import pytest
 from skimage.transform import SimilarityTransform
 
 from core.config import load_config
-from data import augment, build, geometry, inspect, synth
+from core.protocol import EvalCrop
+from data import augment, build, geometry, landmarks, synth
 from data.iterator import FaceSegIter
 from data.recordio import HEADER, RecordReader, RecordWriter, unpack_label
+from tools import inspect_data
 
 
 @pytest.fixture(scope='module')
 def cfg():
-    return load_config('hourglass', 'i2d')[0]
+    return load_config('hourglass', 'i2d')
+
+
+def eval_iter(rec, cfg, batch_size, dataset='ibug'):
+    return FaceSegIter(rec, cfg, batch_size, aug_level=0, workers=0,
+                       eval_crop=EvalCrop(dataset, cfg.input_img_size))
 
 
 @pytest.fixture(scope='module')
@@ -70,7 +77,7 @@ def test_dlib_records_are_aligned_rgb_with_yx_labels(dlib_records):
         # The five points sit where the least-squares fit puts them: re-fitting
         # the record's points moves none of them by more than 1 px, and their
         # centroid is the template's.
-        aligned_five = geometry.five_points(points)
+        aligned_five = landmarks.five_points(points)
         refit = SimilarityTransform()
         refit.estimate(aligned_five, template)
         assert np.abs(refit(aligned_five) - aligned_five).max() < 1.0
@@ -212,8 +219,7 @@ def test_rotation_and_scale_distributions(synth_rec, cfg):
 
 
 def test_coherent_batches_pair_each_sample_with_its_mirror(synth_rec, cfg):
-    it = FaceSegIter(8, per_batch_size=4, path_imgrec=synth_rec, aug_level=1, use_coherent=1,
-                     cfg=cfg, workers=0, seed=5)
+    it = FaceSegIter(synth_rec, cfg, 8, 4, aug_level=1, coherent=True, workers=0, seed=5)
     batch = it.next()
     data, label = batch.data[0].asnumpy(), batch.label[0].asnumpy()
     for base, pair in ((0, 2), (1, 3), (4, 6), (5, 7)):
@@ -224,30 +230,80 @@ def test_coherent_batches_pair_each_sample_with_its_mirror(synth_rec, cfg):
         assert np.abs(mirror_peaks[:, 0] - (63 - flipped[:, 0])).max() <= 1
 
 
-def test_iterator_shapes_padding_reshuffle_and_reproducibility(synth_rec, cfg):
-    it = FaceSegIter(16, path_imgrec=synth_rec, aug_level=1, cfg=cfg, workers=0, seed=1)
+def test_iterator_shapes_drop_last_reshuffle_and_reproducibility(synth_rec, cfg):
+    it = FaceSegIter(synth_rec, cfg, 16, aug_level=1, workers=0, seed=1)
     assert it.provide_data[0].name == 'data' and it.provide_label[0].name == 'softmax_label'
     batches = list(it)
-    assert len(batches) == 3 and batches[-1].pad == 8
+    # 40 records: two full batches; the last 8 records wait for the next pass.
+    assert len(batches) == 2 and all(b.pad == 0 for b in batches)
     assert batches[0].data[0].shape == (16, 3, 128, 128)
     assert batches[0].label[0].shape == (16, 68, 64, 64)
-    assert not batches[-1].data[0].asnumpy()[8:].any()
     it.reset()
     second = [b.data[0].asnumpy() for b in it]
     assert not np.array_equal(second[0], batches[0].data[0].asnumpy())
-    parallel = FaceSegIter(16, path_imgrec=synth_rec, aug_level=1, cfg=cfg, workers=2, seed=1)
+    parallel = FaceSegIter(synth_rec, cfg, 16, aug_level=1, workers=2, seed=1)
     try:
         for ours, theirs in zip(batches, parallel):
             np.testing.assert_array_equal(ours.data[0].asnumpy(), theirs.data[0].asnumpy())
             np.testing.assert_array_equal(ours.label[0].asnumpy(), theirs.label[0].asnumpy())
+        parallel.seek(1, 1)     # entering a pass at a batch gives that batch exactly
+        np.testing.assert_array_equal(parallel.next().data[0].asnumpy(), second[1])
     finally:
         parallel.close()
-    doubled = FaceSegIter(16, path_imgrec=synth_rec, aug_level=1, cfg=cfg, workers=0, exf=2)
-    assert len(list(doubled)) == 5
+    doubled = FaceSegIter(synth_rec, cfg, 16, aug_level=1, workers=0, exf=2)
+    assert len(list(doubled)) == 5 and doubled.num_records == 40
+
+
+@pytest.mark.parametrize('workers', [0, 2])
+def test_no_blank_sample_reaches_training(synth_rec, cfg, workers):
+    """Every sample of every training batch is a real face with its targets,
+    the last partial batch included (it is dropped, never zero-padded)."""
+    it = FaceSegIter(synth_rec, cfg, 12, 6, aug_level=1, coherent=True, workers=workers, seed=4)
+    try:
+        for _ in range(3):
+            count = 0
+            for batch in it:
+                count += 1
+                assert batch.pad == 0 and batch.valid.all()
+                data, label = batch.data[0].asnumpy(), batch.label[0].asnumpy()
+                assert (data.reshape(12, -1).std(axis=1) > 5).all()
+                assert (label.reshape(12, 68, -1).max(axis=2) == pytest.approx(20.0))
+            assert count == 40 // 6
+            it.reset()
+    finally:
+        it.close()
+
+
+def test_distributed_shards_are_equal_and_disjoint(synth_rec, tmp_path, cfg):
+    reader = RecordReader(synth_rec)
+    with RecordWriter(str(tmp_path / 'nine')) as writer:
+        for key in reader.keys[:9]:
+            writer.write(reader.read(key))
+    rec = str(tmp_path / 'nine.rec')
+    parts = [FaceSegIter(rec, cfg, 4, aug_level=1, workers=0, part_index=i, num_parts=2)
+             for i in range(2)]
+    assert [p.num_records for p in parts] == [4, 4]
+    assert set(parts[0].keys).isdisjoint(parts[1].keys)
+    assert [len(list(p)) for p in parts] == [1, 1]
+
+
+def test_data_workers_do_not_load_mxnet(synth_rec, cfg):
+    it = FaceSegIter(synth_rec, cfg, 8, aug_level=1, workers=1)
+    try:
+        it.next()
+        pid = it._pool.procs[0].pid
+        with open('/proc/%d/maps' % pid) as f:
+            maps = f.read()
+        with open('/proc/%d/cmdline' % pid) as f:
+            command = f.read().split('\0')
+    finally:
+        it.close()
+    assert 'libmxnet' not in maps and 'cv2' in maps
+    assert command[1:3] == ['-m', 'data.workers']
 
 
 def test_eval_iterator_exposes_points_and_transforms(synth_rec, cfg):
-    it = FaceSegIter(16, path_imgrec=synth_rec, aug_level=0, cfg=cfg, workers=0)
+    it = eval_iter(synth_rec, cfg, 16, '300W')
     reader = RecordReader(synth_rec)
     batch = it.next()
     image, points = reader.read_face(3)
@@ -275,7 +331,7 @@ def test_missing_index_is_a_clear_error(synth_rec, tmp_path, cfg):
     rec = tmp_path / 'lonely.rec'
     shutil.copy(synth_rec, rec)
     with pytest.raises(FileNotFoundError, match='lonely.idx'):
-        FaceSegIter(4, path_imgrec=str(rec), cfg=cfg, workers=0)
+        FaceSegIter(str(rec), cfg, 4, aug_level=1, workers=0)
 
 
 @pytest.mark.parametrize('workers', [0, 2])
@@ -292,15 +348,18 @@ def test_bad_records_are_skipped_and_counted(synth_rec, tmp_path, cfg, caplog, w
     with open(rec, 'r+b') as f:      # truncate inside the last record
         f.truncate(size - 3000)
     caplog.set_level('INFO')
-    it = FaceSegIter(8, path_imgrec=rec, aug_level=1, cfg=cfg, workers=workers)
+    it = FaceSegIter(rec, cfg, 8, aug_level=1, workers=workers)
     try:
         batches = list(it)
     finally:
         it.close()
     assert len(batches) == 5 and it.epoch_stats['corrupt'] >= 3
-    assert all(b.valid[:8 - b.pad].all() for b in batches)
+    assert all(b.valid.all() for b in batches)
     assert 'unreadable records skipped' in caplog.text
-    evaluation = FaceSegIter(8, path_imgrec=rec, aug_level=0, cfg=cfg, workers=0)
+    assert [p.split(': ')[1] for p in RecordReader(rec).scan()] == [
+        'label has 10 floats, expected 136 (68 points)',
+        'the payload after the label is not a JPEG or PNG image', 'record is truncated']
+    evaluation = eval_iter(rec, cfg, 8)
     valid = np.concatenate([b.valid for b in evaluation])
     assert not valid[2] and not valid[5] and not valid[39] and valid.sum() == 37
 
@@ -321,10 +380,11 @@ def test_synthetic_faces_are_drawn_through_their_points():
 
 
 def test_inspect_dumps_images_and_contact_sheet(synth_rec, tmp_path):
-    assert inspect.main(['--rec', synth_rec, '--out', str(tmp_path / 'raw'), '--count', '5']) == 0
+    assert inspect_data.main(['--rec', synth_rec, '--out', str(tmp_path / 'raw'),
+                              '--count', '5']) == 0
     assert len(list((tmp_path / 'raw').glob('*.jpg'))) == 5
     sheet = cv2.imread(str(tmp_path / 'raw' / 'contact_sheet.png'))
     assert sheet.shape == (160, 8 * 160, 3)
-    assert inspect.main(['--rec', synth_rec, '--out', str(tmp_path / 'aug'), '--count', '3',
-                         '--augmented']) == 0
+    assert inspect_data.main(['--rec', synth_rec, '--out', str(tmp_path / 'aug'), '--count',
+                              '3', '--augmented']) == 0
     assert len(list((tmp_path / 'aug').glob('aug*.jpg'))) == 3

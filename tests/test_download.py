@@ -11,7 +11,7 @@ import pytest
 
 from core import checkpoint
 from symbol import get_symbol, param_shapes
-from symbol.zoo import config_for
+from core.config import published_config
 from tools import download
 
 
@@ -74,7 +74,7 @@ def drive():
 
 def _checkpoint_zip(tmp_path, name, folder='model-hg2d3-cab', stem='model', epoch=0):
     """A zip like the published ones: folder/stem-symbol.json + params."""
-    cfg = config_for(name)
+    cfg = published_config(name)
     sym = get_symbol(cfg)
     shapes = param_shapes(sym, (1, 3, 128, 128), (1, 68, 64, 64))
     rng = np.random.RandomState(0)

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 import test as test_script
-from core import checkpoint, evaluate
+from core import checkpoint
+from core import protocol as evaluate
 from core.config import load_config
-from core.handler import to_bgr8
 from data import build
+from data.images import to_bgr8
 from data.iterator import FaceSegIter
 from essh import ESSHDetector
 from symbol import get_symbol, param_shapes
@@ -181,11 +182,13 @@ def dlib_rec(shared, tmp_path_factory):
 
 
 def test_oracle_nme_is_the_decoder_floor(dlib_rec):
-    cfg, _ = load_config('hourglass', 'i2d')
+    cfg = load_config('hourglass', 'i2d')
     floors = {}
     for decoder in evaluate.DECODERS:
-        it = FaceSegIter(16, path_imgrec=dlib_rec, aug_level=0, cfg=cfg, workers=0)
-        result = evaluate.evaluate(lambda batch: batch.label[0].asnumpy(), it, cfg, decoder)
+        it = FaceSegIter(dlib_rec, cfg, 16, aug_level=0, workers=0,
+                         eval_crop=evaluate.EvalCrop('ibug', 128))
+        result = evaluate.evaluate(lambda batch: batch.label[0].asnumpy(), it, 128, '2d',
+                                   decoder)
         assert len(result['nme']) == 43
         floors[decoder] = 100 * result['nme'].mean()
     print('oracle NME floor on dlib-faces: argmax %.3f%%, subpixel %.3f%%'
@@ -198,8 +201,8 @@ def test_oracle_nme_is_the_decoder_floor(dlib_rec):
 @pytest.fixture(scope='module')
 def small_checkpoint(tmp_path_factory):
     """A checkpoint written by this project (small network, Xavier weights)."""
-    cfg, _ = load_config('hourglass', 'i2d')
-    cfg.update(multiplier=0.125, net_stacks=1, net_n=2, net_block='resnet')
+    cfg = load_config('hourglass', 'i2d', ['multiplier=0.125', 'net_stacks=1', 'net_n=2',
+                                           'net_block=resnet'])
     sym = get_symbol(cfg)
     shapes = param_shapes(sym, (1, 3, 128, 128), (1, 68, 64, 64))
     init = mx.init.Xavier()
@@ -296,7 +299,8 @@ def test_missing_checkpoint_is_named(tmp_path):
                            str(tmp_path / 'nothing')], cwd=str(ROOT), capture_output=True,
                           text=True)
     assert proc.returncode != 0
-    assert 'nothing-symbol.json' in proc.stderr and 'tools.download' in proc.stderr
+    assert 'nothing-0000.params does not exist' in proc.stderr
+    assert 'tools.download' in proc.stderr and 'Traceback' not in proc.stderr
 
 
 def test_test_rec_nme_reports_with_gt_box_and_with_detector(dlib_rec, small_checkpoint, tmp_path,

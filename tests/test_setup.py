@@ -3,27 +3,65 @@ import numpy as np
 import pytest
 
 import cython_ext
-import sample_config
-from core.config import load_config, parse_overrides
+from core.config import ConfigError, apply_overrides, load_config, published_config
+from symbol import get_symbol
+from symbol.topology import TOPOLOGIES
 
 
-def test_generate_config_defaults_are_the_published_models():
-    cfg, default = sample_config.generate_config('satnet', 'i3d')
+def test_sections_layer_over_the_config_and_defaults_are_the_published_models():
+    cfg = load_config('satnet', 'i3d', published=True)
     assert (cfg.net_sat, cfg.net_dcn, cfg.net_block, cfg.net_n) == (1, 0, 'cab', 3)
-    assert cfg.val_targets == ['AFLW2000-3D'] and default.val_targets == ['AFLW2000-3D']
-    cfg, _ = sample_config.generate_config('hourglass', 'i2d')
-    assert (cfg.net_sat, cfg.net_dcn, cfg.network, cfg.dataset) == (0, 0, 'hourglass', 'i2d')
-    with pytest.raises(ValueError, match='satnet'):
-        sample_config.generate_config('unet', 'i2d')
+    assert cfg.val_targets == ['AFLW2000-3D'] and cfg.landmark_type == '3d'
+    assert (cfg.network, cfg.dataset) == ('satnet', 'i3d')
+    cfg = load_config('hourglass', 'i2d', published=True)
+    assert (cfg.net_sat, cfg.net_dcn, cfg.network, cfg.per_batch_size) == (0, 0, 'hourglass', 20)
+    assert cfg.train.lr_epoch_step == '20,35,45' and cfg.train.seed == 727
+    assert 'network' not in cfg.train and 'per_batch_size' not in cfg.train
+    with pytest.raises(ConfigError, match='satnet'):
+        load_config('unet', 'i2d')
 
 
-def test_load_config_returns_independent_copies_with_overrides():
-    cfg, default = load_config('hourglass', 'i2d', ['net_block=hpm', 'multiplier=0.5'])
-    assert cfg.net_block == 'hpm' and cfg.multiplier == 0.5 and default.net_block == 'hpm'
-    again, _ = load_config('hourglass', 'i2d')
-    assert again.net_block == 'cab' and again.multiplier == 1.0
-    with pytest.raises(ValueError, match='net_blok'):
-        parse_overrides(['net_blok=hpm'], cfg)
+def test_load_config_is_fresh_and_mutates_nothing():
+    import sample_config
+    before = (dict(sample_config.config), dict(sample_config.default))
+    cfg = load_config('hourglass', 'i2d', ['net_block=hpm', 'multiplier=0.5', 'train.lr=0.01',
+                                             "val_targets=['a', 'b']"])
+    assert cfg.net_block == 'hpm' and cfg.multiplier == 0.5 and cfg.train.lr == 0.01
+    assert cfg.val_targets == ['a', 'b']
+    again = load_config('hourglass', 'i2d')
+    assert again.net_block == 'cab' and again.multiplier == 1.0 and again.train.lr == 2.5e-4
+    assert (dict(sample_config.config), dict(sample_config.default)) == before
+    changed = apply_overrides(again, {'net_n': 4})
+    assert changed.net_n == 4 and again.net_n == 3
+    for bad in (['net_blok=hpm'], ['train.lrr=1'], ['train=1'], ['no-equals-sign']):
+        with pytest.raises(ConfigError):
+            load_config('hourglass', 'i2d', bad)
+
+
+def test_a_user_config_file_layers_over_the_sample(tmp_path):
+    older = tmp_path / 'old_config.py'
+    older.write_text(
+        'from easydict import EasyDict as edict\n'
+        'config = edict(multiplier=0.5)\n'
+        'network = edict(hourglass=edict(net_block="hpm", net_sat=0, net_n=3))\n'
+        'dataset = edict(i2d=edict(dataset_path="/data", val_targets=["ibug"]))\n'
+        'default = edict(lr=0.1, per_batch_size=4, network="hourglass", dataset="i2d")\n')
+    cfg = load_config(path=str(older))
+    assert cfg.multiplier == 0.5 and cfg.net_block == 'hpm' and cfg.dataset_path == '/data'
+    assert cfg.train.lr == 0.1 and cfg.train.verbose == 200      # missing keys: the sample's
+    assert cfg.input_img_size == 128
+
+
+def test_topology_table_chooses_stacks_by_net_sat_and_heads_by_network():
+    assert list(TOPOLOGIES) == ['hourglass', 'satnet']
+    names = {}
+    for network, net_sat in (('hourglass', 0), ('satnet', 1), ('hourglass', 2), ('satnet', 0)):
+        cfg = apply_overrides(published_config('hg2d3-cab'),
+                              {'network': network, 'net_sat': net_sat, 'multiplier': 0.125})
+        names[(network, net_sat)] = get_symbol(cfg).list_arguments()
+    assert any(n.startswith('sat0_') for n in names[('hourglass', 2)])
+    assert any(n.startswith('stack0_hg') for n in names[('satnet', 0)])
+    assert names[('hourglass', 0)] == names[('satnet', 0)]     # net_dcn 0: heads alike
 
 
 def test_cython_helpers_are_built_and_agree_with_numpy():

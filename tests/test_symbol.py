@@ -5,7 +5,8 @@ import pytest
 
 from core.config import load_config
 from symbol import get_symbol, inference_symbol, param_shapes, to_gluon
-from symbol.zoo import PUBLISHED, config_for
+from core.config import published_config
+from symbol.zoo import PUBLISHED
 
 PUBLISHED_COUNTS = {'hg2d4-resnet': 6617928, 'hg2d3-hpm': 9681736, 'hg2d4-cab': 11650408,
                     'sat2d3-cab': 10119016, 'hg2d3-cab': 9307624}
@@ -28,7 +29,7 @@ def _forward(sym, params, data):
 
 def test_hg2d3_cab_matches_published_graph(shared):
     ref = mx.sym.load(str(shared / 'reference' / 'model-hg2d3-cab-symbol.json'))
-    cfg, _ = load_config('hourglass', 'i2d')
+    cfg = load_config('hourglass', 'i2d')
     sym = get_symbol(cfg)
     assert sym.list_arguments() == ref.list_arguments()
     assert sym.list_auxiliary_states() == ref.list_auxiliary_states()
@@ -47,7 +48,7 @@ def test_hg2d3_cab_matches_published_graph(shared):
 @pytest.mark.parametrize('name', sorted(PUBLISHED_COUNTS))
 def test_published_parameter_counts(name):
     assert name in PUBLISHED
-    sym = get_symbol(config_for(name))
+    sym = get_symbol(published_config(name))
     shapes = param_shapes(sym, (1, 3, 128, 128), (1, 68, 64, 64))
     assert sum(int(np.prod(s)) for s in shapes.values()) == PUBLISHED_COUNTS[name]
 

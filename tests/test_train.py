@@ -1,10 +1,15 @@
-"""The training loop: optimizer, schedule, checkpoint rule, fine-tuning,
-interruption and a real (small) training run on synthetic faces."""
+"""The training loop: the published recipe (schedule, optimizer, checkpoint
+rule), runs that never lose work (claimed prefixes, exact resume, durable
+writes, data gate, no orphans) and distributed training, all with real runs
+of a small network on synthetic faces."""
+import csv
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mxnet as mx
@@ -12,14 +17,18 @@ import numpy as np
 import pytest
 
 import train
-from core import checkpoint
+from core import checkpoint, run
+from core.config import load_config, published_config
 from core.optimizer import EpochStepSchedule, ONadam, parse_epoch_steps
-from core.trainer import Improvement
+from core.trainer import Improvement, Trainer
 from data import synth
+from data.recordio import RecordReader, RecordWriter
 from symbol import get_symbol, param_shapes
-from symbol.zoo import PUBLISHED, config_for
+from symbol.zoo import PUBLISHED
 
 ROOT = Path(__file__).resolve().parents[1]
+SMALL = ['--set', 'multiplier=0.125', '--set', 'net_stacks=1', '--set', 'net_n=2',
+         '--set', 'net_block=resnet', '--set', 'losstype=ce']
 
 
 def onadam_reference(weight, grads, lr, wd, rescale, clip, beta1=0.9, beta2=0.999, eps=1e-8,
@@ -59,20 +68,24 @@ def test_onadam_matches_numpy_reference():
     assert np.abs(params[0].asnumpy() - wrong).max() > 1e-3
 
 
-def test_lr_schedule_steps_by_epoch_and_last_step_ends():
-    schedule = EpochStepSchedule(2.5e-4, parse_epoch_steps('20,35,45'), batches_per_epoch=100)
-    assert schedule(0) == 2.5e-4 and schedule(1999) == 2.5e-4
-    assert schedule(2000) == pytest.approx(5e-5)
-    assert schedule(3499) == pytest.approx(5e-5) and schedule(3500) == pytest.approx(1e-5)
-    assert schedule(4600) == pytest.approx(1e-5)      # the last step ends training
+def test_lr_schedule_counts_records_and_lowers_after_the_epoch_boundary():
+    # 1000 records, batch 10: an epoch is 100 updates.
+    schedule = EpochStepSchedule(2.5e-4, parse_epoch_steps('20,35,45'), 1000, 10)
+    assert schedule(1) == 2.5e-4 and schedule(2000) == 2.5e-4
+    assert schedule(2001) == pytest.approx(5e-5)          # the first update of epoch 20
+    assert schedule(3500) == pytest.approx(5e-5) and schedule(3501) == pytest.approx(1e-5)
+    assert schedule.end_step() == 4500 and schedule.epoch(4500) == 45
+    assert EpochStepSchedule(1, [2], 64, 16).end_step() == 8
+    assert EpochStepSchedule(1, [1], 9, 4).end_step() == 3     # a partial epoch counts up
     for bad in ('', '20,10', 'a,b', '0,5'):
         with pytest.raises(ValueError, match='lr-epoch-step'):
             parse_epoch_steps(bad)
 
 
-def test_checkpoint_on_improvement_of_first_target_or_mean():
+def test_checkpoint_rule_starts_at_100_percent_like_the_original():
     rule = Improvement()
-    assert rule([10.0, 10.0])           # first validation always improves
+    assert not rule([120.0, 130.0])     # worse than the original's initial 100%
+    assert rule([10.0, 10.0])
     assert not rule([10.0, 10.0])
     assert rule([9.0, 12.0])            # first target improves, mean does not
     assert rule([9.5, 9.0])             # mean improves (9.25 < 10.0), first does not
@@ -82,17 +95,31 @@ def test_checkpoint_on_improvement_of_first_target_or_mean():
 
 @pytest.mark.parametrize('name', [n for n in PUBLISHED if not n.endswith('-3d')])
 def test_fine_tuning_loads_every_published_configuration(name, tmp_path):
-    cfg = config_for(name)
+    cfg = published_config(name)
     sym = get_symbol(cfg)
     shapes = param_shapes(sym, (2, 3, 128, 128), (2, 68, 64, 64))
     args = {k: mx.nd.zeros(s) for k, s in shapes.items() if k in sym.list_arguments()}
     aux = {k: mx.nd.ones(s) for k, s in shapes.items() if k in sym.list_auxiliary_states()}
     checkpoint.save_checkpoint(str(tmp_path / 'model'), 0, sym, args, aux)
     loaded_sym, arg_params, aux_params = checkpoint.load_checkpoint(str(tmp_path / 'model'), 0)
-    fitted_args, fitted_aux = checkpoint.fit_params(get_symbol(config_for(name)), arg_params,
-                                                    aux_params, (2, 3, 128, 128), (2, 68, 64, 64))
+    for key, value in args.items():
+        np.testing.assert_array_equal(arg_params[key].asnumpy(), value.asnumpy())
+    fitted_args, fitted_aux = checkpoint.fit_params(get_symbol(published_config(name)),
+                                                    arg_params, aux_params, (2, 3, 128, 128),
+                                                    (2, 68, 64, 64))
     assert set(fitted_args) | set(fitted_aux) == set(shapes)
     assert 'heatmap_output' in loaded_sym.get_internals().list_outputs()
+
+
+def test_params_written_here_are_byte_identical_to_mxnets(tmp_path):
+    rng = np.random.RandomState(0)
+    args = {'a_weight': mx.nd.array(rng.normal(size=(3, 4))), 'b': mx.nd.ones((2,))}
+    aux = {'c_moving_var': mx.nd.array(rng.uniform(size=(5,)))}
+    checkpoint.save_params(str(tmp_path / 'ours.params'), args, aux)
+    mx.nd.save(str(tmp_path / 'theirs.params'),
+               dict([('arg:' + k, v) for k, v in args.items()]
+                    + [('aux:' + k, v) for k, v in aux.items()]))
+    assert (tmp_path / 'ours.params').read_bytes() == (tmp_path / 'theirs.params').read_bytes()
 
 
 def test_pretrained_mismatch_names_missing_unexpected_and_misshaped(small_cfg):
@@ -116,131 +143,388 @@ def test_pretrained_mismatch_names_missing_unexpected_and_misshaped(small_cfg):
     assert 'old_fc_weight' not in fitted and 'heatmap_weight' in fitted
 
 
-def test_missing_checkpoint_names_file_and_download_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match='model-symbol.json.*tools.download'):
-        checkpoint.load_checkpoint(str(tmp_path / 'model'), 0)
-
-
-SMALL = ['--set', 'multiplier=0.125', '--set', 'net_stacks=1', '--set', 'net_n=2',
-         '--set', 'net_block=resnet', '--set', 'losstype=ce']
-
+# Real runs -----------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
-def synth_dataset(tmp_path_factory):
+def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp('trainset')
-    synth.write_records(str(root / 'train'), 600, seed=11, progress=False)
-    synth.write_records(str(root / 'ibug'), 48, seed=12, progress=False)
+    synth.write_records(str(root / 'train'), 64, seed=11, progress=False)
+    synth.write_records(str(root / 'ibug'), 16, seed=12, progress=False)
     return root
 
 
-def _read_csv(path):
-    import csv
-    with open(path) as f:
+FINISHED = ('--lr-epoch-step', '5,6', '--verbose', '16', '--lr', '2e-3')
+
+
+def _args(prefix, data, *extra):
+    return ['--prefix', str(prefix), '--set', 'dataset_path=%s' % data,
+            '--per-batch-size', '8', '--lr', '1e-3', '--optimizer', 'adam',
+            '--frequent', '2'] + SMALL + list(extra)
+
+
+def _rows(prefix):
+    with open(str(prefix) + '-log.csv') as f:
         return list(csv.DictReader(f))
 
 
+def _digests(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(folder).iterdir()) if not p.name.endswith('.lock')}
+
+
+def _params(prefix, number):
+    return {k: v.asnumpy() for k, v in mx.nd.load('%s-%04d.params' % (prefix, number)).items()}
+
+
+def _max_difference(a, b):
+    assert a.keys() == b.keys()
+    return max(float(np.abs(a[k] - b[k]).max()) for k in a)
+
+
 @pytest.fixture(scope='module')
-def trained(synth_dataset, tmp_path_factory):
-    """A few hundred steps of a small network on synthetic faces."""
-    prefix = str(tmp_path_factory.mktemp('run') / 'model')
-    code = train.main(['--prefix', prefix, '--set', 'dataset_path=%s' % synth_dataset,
-                       '--per-batch-size', '8', '--lr-epoch-step', '4,5', '--verbose', '100',
-                       '--frequent', '50', '--workers', '2', '--lr', '1e-3',
-                       '--optimizer', 'adam'] + SMALL)
-    assert code == 0
-    return prefix, _read_csv(prefix + '-log.csv')
+def finished(dataset, tmp_path_factory):
+    """A whole run: 64 faces, batch 8, 6 epochs (48 steps), validation every 16."""
+    prefix = tmp_path_factory.mktemp('finished') / 'model'
+    assert train.main(_args(prefix, dataset, *FINISHED, '--workers', '1')) == 0
+    return prefix
 
 
-def test_training_reduces_validation_nme(trained):
-    prefix, rows = trained
-    nmes = [(int(r['step']), float(r['nme_ibug'])) for r in rows if r['nme_ibug']]
-    first, last = nmes[0][1], min(n for _, n in nmes)
-    print('validation NME before %.2f%%, best after %d steps %.2f%%' % (first, nmes[-1][0], last))
-    assert nmes[0][0] == 0 and nmes[-1][0] >= 300
-    assert last < 0.5 * first
-    saved = sorted(Path(prefix).parent.glob('model-*.params'))
-    sym, _, _ = mx.model.load_checkpoint(prefix, int(saved[-1].stem.split('-')[-1]))
-    assert 'heatmap_output' in sym.get_internals().list_outputs()
-    assert os.path.isfile(prefix + '-log.csv')
+def test_a_run_validates_step_0_without_saving_and_checkpoints_each_number_once(finished):
+    rows = _rows(finished)
+    validated = [(int(r['step']), float(r['nme_ibug'])) for r in rows if r['nme_ibug']]
+    print('validation NME by step: %s' % validated)
+    assert [s for s, _ in validated] == [0, 16, 32, 48]
+    assert min(n for _, n in validated) < 0.6 * validated[0][1]
+    saved = checkpoint.checkpoint_numbers(str(finished))
+    assert 0 not in saved and saved[-1] == 3          # the final checkpoint: step 48 / 16
+    state = run.read_state(str(finished))
+    assert state['finished'] and state['step'] == 48 and state['saved'] == saved
+    assert state['best_checkpoint'] in saved
+    assert state['best_nme'] == pytest.approx(min(n for s, n in validated if s > 0), abs=1e-6)
+    assert run.choose_checkpoint(str(finished))[0] == state['best_checkpoint']
+    lrs = {int(r['step']): float(r['lr']) for r in rows}
+    assert lrs[40] == pytest.approx(2e-3) and lrs[42] == pytest.approx(4e-4)
+    saved_cfg = run.saved_config(str(finished))
+    assert saved_cfg.multiplier == 0.125 and saved_cfg.train.lr == 2e-3
+    assert saved_cfg.per_batch_size == 8 and saved_cfg.train.verbose == 16
 
 
-def test_resume_reproduces_saved_validation_nme(trained, synth_dataset, tmp_path):
-    prefix, rows = trained
-    saved = sorted(Path(prefix).parent.glob('model-*.params'))[-1]
-    number = int(saved.stem.split('-')[-1])
-    step = max(int(r['step']) for r in rows)
-    saved_nme = [float(r['nme_ibug']) for r in rows if r['nme_ibug'] and int(r['step']) == step][-1]
-    resumed = str(tmp_path / 'resumed')
-    assert train.main(['--prefix', resumed, '--pretrained', '%s,%d' % (prefix, number),
-                       '--set', 'dataset_path=%s' % synth_dataset, '--per-batch-size', '16',
-                       '--lr-epoch-step', '1', '--verbose', '1000', '--workers', '0',
-                       '--ckpt', '0', '--lr', '0'] + SMALL) == 0
-    first = _read_csv(resumed + '-log.csv')[0]
-    assert first['step'] == '0'
-    assert float(first['nme_ibug']) == pytest.approx(saved_nme, abs=1e-4)
+def test_exf_copies_do_not_stretch_the_schedule(dataset, tmp_path):
+    """2 epochs of 64 faces at batch 16 end at step 8, whatever --exf is."""
+    prefix = tmp_path / 'model'
+    assert train.main(_args(prefix, dataset, '--per-batch-size', '16', '--exf', '2',
+                            '--lr-epoch-step', '1,2', '--frequent', '1', '--verbose', '100',
+                            '--workers', '0')) == 0
+    rows = _rows(prefix)
+    steps = [int(r['step']) for r in rows]
+    assert max(steps) == 8
+    lrs = {int(r['step']): float(r['lr']) for r in rows if int(r['step'])}
+    assert lrs[4] == pytest.approx(1e-3) and lrs[5] == pytest.approx(2e-4)
 
 
-def _digest(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def test_seeded_runs_give_identical_weights(dataset, tmp_path):
+    common = ('--lr-epoch-step', '1', '--verbose', '100')
+    for name, seed, workers in (('a', '5', '0'), ('b', '5', '2'), ('c', '6', '0')):
+        assert train.main(_args(tmp_path / name / 'model', dataset, '--seed', seed,
+                                '--workers', workers, *common)) == 0
+    a, b, c = (_params(tmp_path / n / 'model', 1) for n in 'abc')
+    assert _max_difference(a, b) == 0.0
+    assert _max_difference(a, c) > 1e-3
 
 
-def test_nan_stops_training_and_keeps_last_checkpoint(trained, synth_dataset, tmp_path, caplog):
-    prefix, _ = trained
-    sym, arg_params, aux_params = mx.model.load_checkpoint(prefix, 0)
-    run = str(tmp_path / 'model')
-    checkpoint.save_checkpoint(run, 0, sym, arg_params, aux_params)
-    before = _digest(run + '-0000.params')
-    poisoned = dict(arg_params)
-    poisoned['heatmap_bias'] = arg_params['heatmap_bias'] * np.nan
-    checkpoint.save_checkpoint(str(tmp_path / 'poison'), 0, sym, poisoned, aux_params)
-    code = train.main(['--prefix', run, '--pretrained', str(tmp_path / 'poison') + ',0',
-                       '--set', 'dataset_path=%s' % synth_dataset, '--per-batch-size', '16',
-                       '--lr-epoch-step', '1', '--verbose', '5', '--workers', '0'] + SMALL)
+def test_an_occupied_prefix_is_refused_and_left_byte_identical(finished, dataset, capsys):
+    before = _digests(finished.parent)
+    code = train.main(_args(finished, dataset, '--lr-epoch-step', '1'))
     assert code == 1
-    assert 'loss is nan at step 1' in caplog.text
-    assert _digest(run + '-0000.params') == before
-    assert sorted(p.name for p in tmp_path.glob('model-*.params')) == ['model-0000.params']
+    err = capsys.readouterr().err
+    assert err.startswith('error: prefix %s already holds a run' % finished)
+    assert '--resume' in err and '--overwrite' in err and 'Traceback' not in err
+    assert _digests(finished.parent) == before
 
 
-def test_sigint_writes_a_loadable_checkpoint(synth_dataset, tmp_path):
-    prefix = str(tmp_path / 'model')
-    proc = subprocess.Popen(
-        [sys.executable, 'train.py', '--prefix', prefix, '--set',
-         'dataset_path=%s' % synth_dataset, '--per-batch-size', '8', '--lr-epoch-step', '50',
-         '--verbose', '10000', '--frequent', '2', '--workers', '1', '--ckpt', '0'] + SMALL,
-        cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = []
-    for line in proc.stdout:
-        output.append(line)
-        if 'batch 3 ' in line:
-            proc.send_signal(signal.SIGINT)
-            break
-    rest, _ = proc.communicate(timeout=120)
-    output.append(rest)
-    assert proc.returncode == 130, ''.join(output)
-    assert 'interrupted at step' in ''.join(output)
-    sym, arg_params, _ = mx.model.load_checkpoint(prefix, 1)
-    assert 'heatmap_output' in sym.get_internals().list_outputs()
-    assert np.isfinite(arg_params['heatmap_weight'].asnumpy()).all()
+def test_a_downloaded_model_is_never_replaced(tmp_path, dataset, capsys):
+    published = tmp_path / 'models' / 'model-hg2d3-cab'
+    published.mkdir(parents=True)
+    (published / 'model-symbol.json').write_text('{}')
+    (published / 'model-0000.params').write_bytes(b'weights')
+    before = _digests(published)
+    assert train.main(_args(published / 'model', dataset)) == 1
+    assert 'already holds a run' in capsys.readouterr().err
+    assert train.main(_args(published / 'model', dataset, '--resume')) == 1
+    assert 'no resumable state' in capsys.readouterr().err
+    assert _digests(published) == before
 
 
-def test_dist_sync_with_the_launcher(tmp_path):
-    """The README's multi-machine command, as local processes: 2 workers
-    sharing the data through a parameter server; only rank 0 saves."""
-    synth.write_records(str(tmp_path / 'train'), 64, seed=21, progress=False)
-    synth.write_records(str(tmp_path / 'ibug'), 16, seed=22, progress=False)
-    prefix = str(tmp_path / 'model')
-    proc = subprocess.run(
+def test_overwrite_starts_over(dataset, tmp_path):
+    prefix = tmp_path / 'model'
+    assert train.main(_args(prefix, dataset, '--lr-epoch-step', '1', '--verbose', '4')) == 0
+    first = checkpoint.checkpoint_numbers(str(prefix))
+    assert train.main(_args(prefix, dataset, '--lr-epoch-step', '1', '--verbose', '100',
+                            '--overwrite')) == 0
+    assert first != [1] and checkpoint.checkpoint_numbers(str(prefix)) == [1]
+    assert [r['step'] for r in _rows(prefix) if r['nme_ibug']] == ['0', '8']
+
+
+def _start(args, log_path):
+    return subprocess.Popen([sys.executable, 'train.py'] + [str(a) for a in args], cwd=str(ROOT),
+                            stdout=open(log_path, 'w'), stderr=subprocess.STDOUT)
+
+
+def _wait_for(predicate, timeout=120, what='condition'):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError('timed out waiting for %s' % what)
+
+
+def _state_step(prefix):
+    try:
+        return run.read_state(str(prefix))['step']
+    except (TypeError, ValueError, KeyError):
+        return -1
+
+
+def test_sigkill_then_resume_equals_the_uninterrupted_run(finished, dataset, tmp_path):
+    prefix = tmp_path / 'model'
+    proc = _start(_args(prefix, dataset, *FINISHED, '--workers', '2'), tmp_path / 'log.txt')
+    _wait_for(lambda: _state_step(prefix) >= 16, what='the state at step 16')
+    proc.kill()
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert train.main(['--prefix', str(prefix), '--resume', '--workers', '0']) == 0
+    difference = _max_difference(_params(finished, 3), _params(prefix, 3))
+    print('resumed run vs uninterrupted run: max weight difference %g' % difference)
+    assert difference <= 1e-6
+    rows = _rows(prefix)
+    assert [int(r['step']) for r in rows] == [int(r['step']) for r in _rows(finished)]
+
+
+def test_ctrl_c_saves_the_state_and_resume_finishes(dataset, tmp_path):
+    prefix = tmp_path / 'model'
+    proc = _start(_args(prefix, dataset, '--lr-epoch-step', '2', '--verbose', '100',
+                        '--workers', '1'), tmp_path / 'log.txt')
+    _wait_for(lambda: 'step 4 ' in (tmp_path / 'log.txt').read_text(), what='step 4')
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    output = (tmp_path / 'log.txt').read_text()
+    assert 'the state is saved' in output and '--resume' in output, output
+    interrupted_at = _state_step(prefix)
+    assert 4 <= interrupted_at < 16 and not checkpoint.checkpoint_numbers(str(prefix))
+    assert train.main(['--prefix', str(prefix), '--resume']) == 0
+    assert _state_step(prefix) == 16 and checkpoint.checkpoint_numbers(str(prefix)) == [1]
+
+
+def test_two_runs_on_one_prefix(dataset, tmp_path, capsys):
+    prefix = tmp_path / 'model'
+    first = _start(_args(prefix, dataset, '--lr-epoch-step', '50', '--workers', '0'),
+                   tmp_path / 'log.txt')
+    try:
+        _wait_for(lambda: 'step 2 ' in (tmp_path / 'log.txt').read_text(), what='first run')
+        assert train.main(_args(prefix, dataset, '--overwrite')) == 1
+        err = capsys.readouterr().err
+        assert 'in use by another training run (pid %d on' % first.pid in err
+        assert first.poll() is None
+    finally:
+        first.kill()
+        first.wait()
+
+
+def _children(pid):
+    found = []
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open('/proc/%s/stat' % entry) as f:
+                    if int(f.read().rsplit(')', 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def _alive(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError:
+        return False
+
+
+def test_no_orphans_after_sigkill(dataset, tmp_path):
+    prefix = tmp_path / 'model'
+    proc = _start(_args(prefix, dataset, '--lr-epoch-step', '50', '--workers', '2'),
+                  tmp_path / 'log.txt')
+    _wait_for(lambda: 'step 2 ' in (tmp_path / 'log.txt').read_text(), what='training')
+    children = _children(proc.pid)
+    assert len(children) >= 2
+    proc.kill()
+    proc.wait()
+    _wait_for(lambda: not any(_alive(pid) for pid in children), timeout=15,
+              what='the workers to exit')
+
+
+def test_garbage_records_stop_before_anything_is_written(dataset, tmp_path, capsys):
+    data = tmp_path / 'data'
+    data.mkdir()
+    for name in ('train.idx', 'ibug.rec', 'ibug.idx'):
+        (data / name).write_bytes((dataset / name).read_bytes())
+    size = (dataset / 'train.rec').stat().st_size
+    (data / 'train.rec').write_bytes(np.random.RandomState(0).bytes(size))
+    prefix = tmp_path / 'run' / 'model'
+    assert train.main(_args(prefix, data)) == 1
+    err = capsys.readouterr().err
+    assert '64 of 64 records are unreadable' in err and 'train.rec' in err
+    assert not run.run_files(str(prefix))
+
+
+def test_unreadable_share_during_training_stops_the_run(dataset, tmp_path, capsys):
+    """Records that pass the header check but do not decode count in the pass."""
+    data = tmp_path / 'data'
+    data.mkdir()
+    reader = RecordReader(str(dataset / 'train.rec'))
+    with RecordWriter(str(data / 'train')) as writer:
+        for key in reader.keys:
+            payload = reader.read(key)
+            if key % 4 == 0:            # label and JPEG signature intact, then zeros
+                keep = 24 + 4 * 136 + 2
+                payload = payload[:keep] + b'\x00' * (len(payload) - keep)
+            writer.write(payload)
+    prefix = tmp_path / 'model'
+    assert train.main(_args(prefix, data, '--bad-records', '0.05', '--lr-epoch-step', '4',
+                            '--workers', '0')) == 1
+    err = capsys.readouterr().err
+    assert 'unreadable records in this pass, more than 5%' in err and 'train.rec' in err
+
+
+def test_non_finite_loss_stops_before_the_update(dataset, tmp_path, capsys, small_cfg):
+    sym = get_symbol(load_config('hourglass', 'i2d', ['multiplier=0.125', 'net_stacks=1',
+                                                      'net_n=2', 'net_block=resnet',
+                                                      'per_batch_size=8']))
+    shapes = param_shapes(sym, (8, 3, 128, 128), (8, 68, 64, 64))
+    args = {k: mx.nd.ones(s) * np.nan if k == 'heatmap_bias' else mx.nd.ones(s) * 0.01
+            for k, s in shapes.items() if k in sym.list_arguments()}
+    aux = {k: mx.nd.ones(s) for k, s in shapes.items() if k in sym.list_auxiliary_states()}
+    checkpoint.save_checkpoint(str(tmp_path / 'poison'), 0, sym, args, aux)
+    prefix = tmp_path / 'run' / 'model'
+    assert train.main(_args(prefix, dataset, '--pretrained', str(tmp_path / 'poison') + ',0',
+                            '--frequent', '1', '--workers', '0')) == 1
+    err = capsys.readouterr().err
+    assert 'loss is not finite at step 1' in err and 'stopped before that update' in err
+    assert not checkpoint.checkpoint_numbers(str(prefix))
+
+
+def test_user_mistakes_are_one_line(dataset, tmp_path, capsys):
+    sym = get_symbol(load_config('hourglass', 'i2d', ['multiplier=0.125']))
+    (tmp_path / 'bad-symbol.json').write_text(sym.tojson()[:500])
+    (tmp_path / 'bad-0000.params').write_bytes(b'garbage')
+    cases = [
+        (['--pretrained', str(tmp_path / 'bad') + ',0'], 'bad-symbol.json is not a readable'),
+        (['--pretrained', str(tmp_path / 'bad') + ',3'], 'bad-0003.params does not exist'),
+        (['--set', 'dataset_path=%s' % tmp_path], 'train.rec does not exist'),
+        (['--set', 'net_blok=hpm'], "unknown config key 'net_blok'"),
+        (['--gpus', '0'], 'this MXNet build has no CUDA'),
+        (['--lr-epoch-step', '5,2'], 'lr-epoch-step'),
+    ]
+    for extra, words in cases:
+        code = train.main(_args(tmp_path / 'run' / 'model', dataset, *extra))
+        err = capsys.readouterr().err
+        assert code == 1 and words in err and 'Traceback' not in err, (extra, err)
+        assert len(err.strip().splitlines()) == 1, err
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    mount = tmp_path / 'disk'
+    mount.mkdir()
+    result = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', str(mount)],
+                            capture_output=True, text=True)
+    if result.returncode:
+        pytest.skip('cannot mount a 1 MB tmpfs here (%s); CI runs as root and can'
+                    % result.stderr.strip())
+    yield mount
+    subprocess.run(['umount', '-l', str(mount)])
+
+
+def test_a_full_disk_stops_with_the_path_and_keeps_every_checkpoint(dataset, tiny_disk):
+    prefix = tiny_disk / 'model'
+    started = time.time()
+    proc = subprocess.run([sys.executable, 'train.py'] + _args(prefix, dataset, '--lr-epoch-step',
+                                                                '3', '--verbose', '4',
+                                                                '--workers', '0'),
+                          cwd=str(ROOT), capture_output=True, text=True, timeout=300)
+    print('stopped %.1f s after the start on a full 1 MB disk' % (time.time() - started))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert lines[-1].startswith('error: cannot write %s' % tiny_disk)
+    assert lines[-1].endswith('No space left on device')
+    numbers = checkpoint.checkpoint_numbers(str(prefix))
+    for number in numbers:
+        checkpoint.load_checkpoint(str(prefix), number)
+    record, _, _, _ = run.load_state(str(prefix))
+    assert record['step'] % 4 == 0
+    assert not [p for p in os.listdir(str(tiny_disk)) if '.tmp-' in p]
+
+
+# Distributed training --------------------------------------------------------------
+
+def _launch(tmp_path, data, prefix, *extra, timeout=240):
+    return subprocess.run(
         [sys.executable, '-m', 'tools.launch', '--cluster', 'local', '--num-workers', '2',
          '--num-servers', '1', sys.executable, 'train.py', '--kvstore', 'dist_sync',
-         '--prefix', prefix, '--set', 'dataset_path=%s' % tmp_path, '--per-batch-size', '8',
-         '--lr-epoch-step', '2', '--lr', '1e-3', '--optimizer', 'adam', '--verbose', '4',
-         '--workers', '0'] + SMALL, cwd=str(ROOT), capture_output=True, text=True, timeout=300)
+         '--prefix', str(prefix), '--set', 'dataset_path=%s' % data, '--per-batch-size', '4',
+         '--optimizer', 'sgd', '--workers', '0'] + SMALL + list(extra),
+        cwd=str(ROOT), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope='module')
+def same_face(tmp_path_factory):
+    """9 copies of one face: any shard of it holds the same samples."""
+    root = tmp_path_factory.mktemp('same')
+    synth.write_records(str(root / 'one'), 1, seed=3, progress=False)
+    payload = RecordReader(str(root / 'one.rec')).read(0)
+    for name, count in (('nine', 9), ('eight', 8)):
+        (root / name).mkdir()
+        with RecordWriter(str(root / name / 'train')) as writer:
+            for _ in range(count):
+                writer.write(payload)
+    return root
+
+
+def test_dist_sync_step_equals_one_machine_with_the_same_devices(same_face, tmp_path):
+    """9 records, 2 workers x 4: equal shards (one record left out), the
+    run finishes, and its one step equals one step of a single machine with
+    two devices on the same samples (gradients summed over all devices)."""
+    prefix = tmp_path / 'dist' / 'model'
+    proc = _launch(tmp_path, same_face / 'nine', prefix, '--lr-epoch-step', '1', '--lr', '0.5')
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0 and 'Traceback' not in output, output[-3000:]
-    rows = _read_csv(prefix + '-log.csv')
-    assert [r['step'] for r in rows if r['nme_ibug']] == ['0', '4', '8']
-    assert len(_read_csv(prefix + '-log-rank1.csv')) > 0
-    before = mx.model.load_checkpoint(prefix, 0)[1]['heatmap_weight'].asnumpy()
-    after = mx.model.load_checkpoint(prefix, 2)[1]['heatmap_weight'].asnumpy()
-    assert np.abs(after - before).max() > 1e-4    # the server applied the updates
+    assert '1 records left out so that 2 workers get 4 each' in output
+    cfg = load_config('hourglass', 'i2d', [s for s in SMALL if s != '--set'] + [
+        'dataset_path=%s' % (same_face / 'eight'), 'per_batch_size=4', 'train.optimizer=sgd',
+        'train.lr=0.5', "train.lr_epoch_step='1'", 'train.workers=0',
+        'train.prefix=%s' % (tmp_path / 'one' / 'model')])
+    Trainer(cfg, contexts=[mx.cpu(0), mx.cpu(1)]).run()
+    dist, one = _params(prefix, 1), _params(tmp_path / 'one' / 'model', 1)
+    weights = [k for k in dist if k.startswith('arg:')]
+    step = max(float(np.abs(dist[k] - one[k]).max()) for k in weights)
+    size = max(float(np.abs(one[k]).max()) for k in weights)
+    print('dist_sync vs one machine after one step: max difference %g (weights up to %g)'
+          % (step, size))
+    assert step <= 1e-5 * max(1.0, size)
+
+
+def test_a_non_finite_loss_on_one_worker_stops_both(same_face, tmp_path):
+    lr = '$([ "$DMLC_TASK_ID" = 1 ] && echo 1e30 || echo 1e-3)'
+    prefix = tmp_path / 'model'
+    started = time.time()
+    proc = _launch(tmp_path, same_face / 'nine', prefix, '--lr-epoch-step', '20', '--lr', lr,
+                   '--frequent', '1', '--set', 'losstype=heatmap')
+    output = proc.stdout + proc.stderr
+    print('both workers stopped after %.1f s' % (time.time() - started))
+    assert 'loss is not finite at step' in output, output[-3000:]
+    # The kvstore numbers the workers in the order they connect.
+    assert re.search(r'worker [01] stopped \(its loss is not finite\); all workers stop at step',
+                     output)
+    assert _state_step(prefix) == -1 and not checkpoint.checkpoint_numbers(str(prefix))

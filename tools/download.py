@@ -171,13 +171,13 @@ def verify_checkpoint(name, prefix):
     """Load a zoo checkpoint and compare it with the symbol built here."""
     import mxnet as mx
 
+    from core.config import published_config
     from symbol import compare_params, describe_mismatch, get_symbol
-    from symbol.zoo import config_for
     try:
         _, arg_params, aux_params = mx.model.load_checkpoint(prefix, 0)
     except Exception as err:
         raise DownloadError('%s-0000.params does not load: %s' % (prefix, err))
-    cfg = config_for(name)
+    cfg = published_config(name)
     mismatch = compare_params(get_symbol(cfg), arg_params, aux_params, (1, 3, 128, 128),
                               (1, cfg.num_classes, 64, 64))
     if any(mismatch):

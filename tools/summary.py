@@ -1,14 +1,14 @@
 """Print the parameter count and size of every published configuration.
 
-    python -m symbol.summary
+    python -m tools.summary
 """
 import argparse
 
 import numpy as np
 
-from .network import get_symbol
-from .params import param_shapes
-from .zoo import PUBLISHED, config_for
+from core.config import published_config
+from symbol import get_symbol, param_shapes
+from symbol.zoo import PUBLISHED
 
 
 def count_parameters(sym, cfg):
@@ -25,7 +25,7 @@ def main(argv=None):
           % ('model', 'network', 'block', 'd', 'parameters', 'size MB'))
     print('|%s|' % '|'.join('-' * w for w in (26, 11, 11, 6, 13, 10)))
     for name, model in PUBLISHED.items():
-        cfg = config_for(name)
+        cfg = published_config(name)
         params = count_parameters(get_symbol(cfg), cfg)
         print('| %-24s | %-9s | %-9s | %4d | %11s | %8.1f |'
               % (model.title, model.network, model.block, model.net_n,

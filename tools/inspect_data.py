@@ -1,8 +1,8 @@
 """Dump a record set, or its augmented training samples, as JPEGs with the
 landmarks drawn, plus a contact sheet PNG.
 
-    python -m data.inspect --rec data_2d/ibug.rec --out inspect/ibug --count 16
-    python -m data.inspect --rec data_2d/train.rec --out inspect/train --augmented
+    python -m tools.inspect_data --rec data_2d/ibug.rec --out inspect/ibug --count 16
+    python -m tools.inspect_data --rec data_2d/train.rec --out inspect/train --augmented
 """
 import argparse
 import os
@@ -11,7 +11,10 @@ import sys
 import cv2
 import numpy as np
 
-from .recordio import RecordReader
+from core.config import load_config
+from core.protocol import decode
+from data.iterator import FaceSegIter
+from data.recordio import RecordReader
 
 SHEET_COLUMNS = 8
 SHEET_TILE = 160
@@ -46,15 +49,13 @@ def record_samples(rec, count):
 
 def augmented_samples(rec, count, cfg):
     """Training samples (aug_level 1) with points decoded from their heatmaps."""
-    from core.evaluate import decode
-    from .iterator import FaceSegIter
     batch_size = min(count, 16)
-    it = FaceSegIter(batch_size, path_imgrec=rec, aug_level=1, cfg=cfg, workers=0)
+    it = FaceSegIter(rec, cfg, batch_size, aug_level=1, workers=0)
     done = 0
     for batch in it:
         data = batch.data[0].asnumpy()
         points = decode(batch.label[0].asnumpy(), cfg.input_img_size, 'argmax')
-        for i in range(batch_size - batch.pad):
+        for i in range(batch_size):
             yield 'aug%06d' % done, data[i].transpose(1, 2, 0).astype(np.uint8), points[i]
             done += 1
             if done >= count:
@@ -71,8 +72,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     if args.augmented:
-        from core.config import load_config
-        samples = augmented_samples(args.rec, args.count, load_config()[0])
+        samples = augmented_samples(args.rec, args.count, load_config())
     else:
         samples = record_samples(args.rec, args.count)
     tiles = []

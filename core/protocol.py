@@ -1,17 +1,75 @@
-"""The NME evaluation protocol of PIPELINE.md section 4 and the field's
-usual extras (other normalisations, CED curve, AUC, failure rate).
+"""The evaluation protocol of PIPELINE.md section 4, in one place: the
+ground-truth box crop with its per-set top raise, heatmap decoding, the
+ground-truth round trip, the normalisations and NME, plus the field's usual
+extras (CED curve, AUC, failure rate).
 
+Training validation, `test_rec_nme.py` and the photo handler all use it.
 Evaluation takes a predictor (a function from a data batch to heatmaps), so
 that a test can pass an oracle and the trainer its own module.
 """
 import cv2
 import numpy as np
 
-from data import geometry
+from data import geometry, landmarks
 
+# Pixels (384 frame) the evaluation box top is raised by, per test set.
+TOP_RAISE = {'ibug': 36, 'cofw_testset': 45, '300W': 40, 'AFLW2000-3D': 30}
+DEFAULT_TOP_RAISE = 40
+EVAL_BOX_SCALE = 1.2
+THREE_D_SETS = ('AFLW2000-3D',)
 DECODERS = ('argmax', 'subpixel')
 NORMS = ('eyes', 'ocular', 'box')
 
+
+def top_raise_for(dataset):
+    """The box top raise of a test set (DEFAULT_TOP_RAISE for other sets)."""
+    return TOP_RAISE.get(dataset, DEFAULT_TOP_RAISE)
+
+
+def landmark_type_for(dataset):
+    """'3d' for the 3D test sets, else '2d' (selects the normalisation)."""
+    return '3d' if dataset in THREE_D_SETS else '2d'
+
+
+# The crop ----------------------------------------------------------------------
+
+def landmark_box(points, top_raise):
+    """Box (x1, y1, x2, y2) of landmarks with its top raised, clamped at 0."""
+    x1, y1 = points.min(axis=0)
+    x2, y2 = points.max(axis=0)
+    return np.array([x1, max(y1 - top_raise, 0), x2, y2])
+
+
+def box_crop(box, size, box_scale=EVAL_BOX_SCALE):
+    """Crop transform of section 4.3: max(w, h) x box_scale to `size`, no
+    rotation, the box centre (each coordinate truncated) to the crop centre."""
+    x1, y1, x2, y2 = box[:4]
+    scale = size / (box_scale * max(x2 - x1, y2 - y1))
+    centre = np.array([int((x1 + x2) / 2), int((y1 + y2) / 2)], dtype=np.float64)
+    return np.array([[scale, 0, size / 2.0 - scale * centre[0]],
+                     [0, scale, size / 2.0 - scale * centre[1]]])
+
+
+def eval_transforms(points, top_raise, input_size):
+    """The two transforms of the protocol: the 5-point similarity to the
+    record template, then the box crop to the input size."""
+    align = geometry.alignment_transform(points)
+    box = landmark_box(geometry.apply(align, points), top_raise)
+    return align, box_crop(box, input_size)
+
+
+class EvalCrop(object):
+    """The protocol's crop for one test set, as the evaluation iterator
+    takes it: points -> (align, crop) transforms."""
+
+    def __init__(self, dataset, input_size):
+        self.top_raise, self.input_size = top_raise_for(dataset), input_size
+
+    def __call__(self, points):
+        return eval_transforms(points, self.top_raise, self.input_size)
+
+
+# Decoding ------------------------------------------------------------------------
 
 def resize_heatmaps(heatmaps, size):
     """(N, C, h, w) -> (N, C, size, size) with cv2.resize (bilinear,
@@ -63,12 +121,21 @@ def decode(heatmaps, input_size, decoder='argmax'):
     """(N, C, 2) points in the input crop; NaN for maps that are not finite,
     so a diverged network never scores."""
     if decoder not in DECODERS:
-        raise ValueError('decoder must be one of %s, got %r' % (DECODERS, decoder))
+        raise ValueError('decoder must be one of %s, got %r' % (', '.join(DECODERS), decoder))
     heatmaps = np.asarray(heatmaps)
     points = (decode_argmax if decoder == 'argmax' else decode_subpixel)(heatmaps, input_size)
     points[~np.isfinite(heatmaps).all(axis=(2, 3))] = np.nan
     return points
 
+
+def peak_values(heatmaps):
+    """(N, C) maximum of each heatmap: the per-point confidence (the
+    published models are trained towards a peak of 20)."""
+    heatmaps = np.asarray(heatmaps)
+    return heatmaps.reshape(heatmaps.shape[0], heatmaps.shape[1], -1).max(axis=2)
+
+
+# Ground truth and errors -------------------------------------------------------------
 
 def to_record_frame(crop_points, align, crop):
     """Map points of the input crop back through both inverse transforms."""
@@ -89,12 +156,12 @@ def normaliser(gt, landmark_type, norm='eyes'):
     eye corners 36-45; `box` = sqrt(w h) for either."""
     gt = np.asarray(gt, dtype=np.float64)
     if norm == 'ocular':
-        return np.linalg.norm(gt[:, 36] - gt[:, 45], axis=1)
+        outer = landmarks.OUTER_EYE_CORNERS
+        return np.linalg.norm(gt[:, outer[0]] - gt[:, outer[1]], axis=1)
     if norm == 'box' or landmark_type == '3d':
         size = gt.max(axis=1) - gt.min(axis=1)
         return np.sqrt(size[:, 0] * size[:, 1])
-    left = (gt[:, 36] + gt[:, 39]) / 2
-    right = (gt[:, 42] + gt[:, 45]) / 2
+    left, right = landmarks.eye_centres(gt)
     return np.linalg.norm(left - right, axis=1)
 
 
@@ -123,30 +190,6 @@ def failure_rate(errors, threshold):
     return float(np.mean(np.asarray(errors) > threshold))
 
 
-def predict_record_frame(predictor, batches, cfg, decoders=('argmax',)):
-    """Run `predictor(batch) -> (N, 68, h, w) heatmaps` over evaluation
-    batches (aug_level 0 iterator). Returns ({decoder: predicted points},
-    ground truth, round-tripped ground truth), all in the record frame, for
-    the valid samples."""
-    preds = {d: [] for d in decoders}
-    gts, trips = [], []
-    landmark_type = cfg.get('landmark_type', '2d')
-    for batch in batches:
-        keep = np.flatnonzero(batch.valid)
-        if keep.size == 0:
-            continue
-        heatmaps = np.asarray(predictor(batch))[keep]
-        for decoder in decoders:
-            crop_points = decode(heatmaps, cfg.input_img_size, decoder)
-            preds[decoder] += [to_record_frame(p, *batch.transforms[i])
-                               for p, i in zip(crop_points, keep)]
-        for i in keep:
-            gts.append(batch.points[i])
-            trips.append(round_trip_ground_truth(batch.points[i], *batch.transforms[i],
-                                                 landmark_type))
-    return {d: np.array(p) for d, p in preds.items()}, np.array(gts), np.array(trips)
-
-
 def metrics(pred, trips, landmark_type):
     """Per-image NME under the protocol's and the other normalisations."""
     return {'nme': nme(pred, trips, landmark_type),
@@ -154,7 +197,33 @@ def metrics(pred, trips, landmark_type):
             'nme_box': nme(pred, trips, landmark_type, 'box')}
 
 
-def evaluate(predictor, batches, cfg, decoder='argmax'):
+# Running it --------------------------------------------------------------------------
+
+def predict_record_frame(predictor, batches, input_size, landmark_type, decoders=('argmax',)):
+    """Run `predictor(batch) -> (N, 68, h, w) heatmaps` over evaluation
+    batches (aug_level 0 iterator). Returns ({decoder: predicted points},
+    round-tripped ground truth, record keys), in the record frame, for the
+    valid samples."""
+    preds = {d: [] for d in decoders}
+    trips, keys = [], []
+    for batch in batches:
+        keep = np.flatnonzero(batch.valid)
+        if keep.size == 0:
+            continue
+        heatmaps = np.asarray(predictor(batch))[keep]
+        for decoder in decoders:
+            crop_points = decode(heatmaps, input_size, decoder)
+            preds[decoder] += [to_record_frame(p, *batch.transforms[i])
+                               for p, i in zip(crop_points, keep)]
+        for i in keep:
+            trips.append(round_trip_ground_truth(batch.points[i], *batch.transforms[i],
+                                                 landmark_type))
+            keys.append(int(batch.keys[i]))
+    return {d: np.array(p) for d, p in preds.items()}, np.array(trips), keys
+
+
+def evaluate(predictor, batches, input_size, landmark_type, decoder='argmax'):
     """Per-image NMEs ({'nme', 'nme_ocular', 'nme_box'}) of one decoder."""
-    preds, _, trips = predict_record_frame(predictor, batches, cfg, (decoder,))
-    return metrics(preds[decoder], trips, cfg.get('landmark_type', '2d'))
+    preds, trips, _ = predict_record_frame(predictor, batches, input_size, landmark_type,
+                                           (decoder,))
+    return metrics(preds[decoder], trips, landmark_type)

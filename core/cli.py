@@ -1,0 +1,36 @@
+"""What every script does around its work: a user's mistake is one line on
+stderr and exit code 1 (the traceback only with --debug), Ctrl-C is exit
+130, and third-party chatter (MXNet's oneDNN notices) stays hidden unless
+asked for."""
+import logging
+import os
+import sys
+
+
+def run(body, argv=None, errors=(), chatter_flag='--verbose'):
+    """Call `body(argv)` and turn the errors a user can cause (ValueError,
+    OSError and `errors`) into one line. Returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = '--debug' in argv
+    if not debug and chatter_flag not in argv:
+        os.environ['MXNET_SUBGRAPH_VERBOSE'] = '0'
+    try:
+        return body(argv)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, OSError) + tuple(errors) as err:
+        if debug:
+            raise
+        logging.shutdown()
+        print('error: %s' % err, file=sys.stderr)
+        return 1
+
+
+def setup_logging(debug=False):
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
+                        format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
+
+
+def plural(count, word, suffix='s'):
+    """'1 face', '3 faces'."""
+    return '%d %s%s' % (count, word, '' if count == 1 else suffix)

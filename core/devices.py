@@ -1,0 +1,97 @@
+"""Which devices a run uses, decided in one place.
+
+`choose_devices` is a pure function of the request (`--gpus`), the
+environment, the number of GPUs and whether MXNet was built with CUDA, so
+every decision is testable on a machine without a GPU.
+"""
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+CPU_WORDS = ('', '-1', 'cpu')
+
+
+class DeviceError(RuntimeError):
+    """Devices were asked for that this machine or MXNet build cannot give."""
+
+
+def _ids(text, what):
+    try:
+        ids = [int(v) for v in str(text).split(',') if v.strip()]
+    except ValueError:
+        raise DeviceError('%s=%r is not a list of GPU numbers like 0,1 (or -1 for the CPU)'
+                          % (what, text))
+    if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
+        raise DeviceError('%s=%r: GPU numbers must be distinct and >= 0 (-1 alone means the CPU)'
+                          % (what, text))
+    return ids
+
+
+def choose_devices(gpus=None, environ=None, num_gpus=0, cuda_build=False):
+    """(GPU ids, reason): an empty list means the CPU.
+
+    `gpus` (train.py --gpus) wins; else CUDA_VISIBLE_DEVICES, whose entries
+    the process sees as GPUs 0..n-1; else every GPU there is (containers
+    often expose them with NVIDIA_VISIBLE_DEVICES only). '-1', 'cpu' and ''
+    mean the CPU. Asking for a GPU on a CPU-only MXNet, or for more GPUs
+    than exist, is a DeviceError.
+    """
+    environ = os.environ if environ is None else environ
+    visible = environ.get('CUDA_VISIBLE_DEVICES')
+    if gpus is not None:
+        what, text = '--gpus', str(gpus).strip()
+        ids = [] if text.lower() in CPU_WORDS else _ids(text, what)
+    elif visible is not None:
+        what, text = 'CUDA_VISIBLE_DEVICES', visible.strip()
+        ids = [] if text.lower() in CPU_WORDS else list(range(len(_ids(text, what))))
+    else:
+        what, ids = 'all GPUs found', list(range(num_gpus))
+    if not ids:
+        return [], '%s: the CPU' % what if gpus is not None or visible is not None else \
+            'the CPU (no GPU found)'
+    if not cuda_build:
+        raise DeviceError('%s asks for GPU %s, but this MXNet build has no CUDA; install a CUDA '
+                          'build (README, "GPU boxes": make setup MXNET=mxnet-cu112) or use '
+                          '--gpus -1 for the CPU' % (what, ','.join(map(str, ids))))
+    if max(ids) >= num_gpus:
+        raise DeviceError('%s asks for GPU %s, but this machine has %d GPU%s'
+                          % (what, ','.join(map(str, ids)), num_gpus, '' if num_gpus == 1 else 's'))
+    return ids, '%s: GPU %s' % (what, ','.join(map(str, ids)))
+
+
+def mxnet_gpus():
+    """(number of GPUs, whether MXNet was built with CUDA)."""
+    import mxnet as mx
+    cuda = mx.runtime.Features().is_enabled('CUDA')
+    try:
+        count = mx.context.num_gpus() if cuda else 0
+    except mx.base.MXNetError:
+        count = 0
+    return count, cuda
+
+
+def contexts(gpus=None):
+    """MXNet contexts for a request (see choose_devices), logged."""
+    import mxnet as mx
+    count, cuda = mxnet_gpus()
+    ids, reason = choose_devices(gpus, num_gpus=count, cuda_build=cuda)
+    log.info('devices: %s', reason)
+    return [mx.gpu(i) for i in ids] or [mx.cpu()]
+
+
+def inference_context(gpu):
+    """The context of `--gpu N` (-1: the CPU) for the test scripts."""
+    return contexts(None if gpu is None else str(gpu))[0]
+
+
+def onnx_providers(gpu, available):
+    """(ONNX Runtime providers, warning or None) for `--gpu N` given the
+    providers the installed onnxruntime offers."""
+    if gpu is None or gpu < 0:
+        return ['CPUExecutionProvider'], None
+    if 'CUDAExecutionProvider' in available:
+        return [('CUDAExecutionProvider', {'device_id': gpu}), 'CPUExecutionProvider'], None
+    return ['CPUExecutionProvider'], (
+        'the installed onnxruntime has no CUDA provider (install onnxruntime-gpu, README "GPU '
+        'boxes"); running ONNX on the CPU')

@@ -1,0 +1,273 @@
+"""A training run's files beside its prefix, and how other tools read them.
+
+    PREFIX-symbol.json, PREFIX-NNNN.params   checkpoints (each number written once)
+    PREFIX-config.json                        the resolved configuration, versions, command
+    PREFIX-log.csv                            step, epoch, lr, loss, validation NME
+    PREFIX-state.json (+ -state-STEP.params/.states)
+                                              the resumable state (weights, optimizer, step)
+    PREFIX.lock                               held while a run writes the prefix
+
+A prefix that holds a run is never written by another one unless asked:
+`--resume` continues it, `--overwrite` deletes it first.
+"""
+import csv
+import fcntl
+import glob
+import io
+import json
+import logging
+import os
+import platform
+import socket
+import sys
+import time
+
+from data.files import WriteError, write_atomic
+
+from . import checkpoint
+from .config import from_json, load_config, published_config
+
+log = logging.getLogger(__name__)
+
+
+class RunError(RuntimeError):
+    """A prefix that cannot be used as asked; the message says what to do."""
+
+
+def config_path(prefix):
+    return prefix + '-config.json'
+
+
+def log_path(prefix):
+    return prefix + '-log.csv'
+
+
+def state_path(prefix):
+    return prefix + '-state.json'
+
+
+def run_files(prefix):
+    """Files of a run present at `prefix` (not the lock)."""
+    own = [checkpoint.symbol_path(prefix), config_path(prefix), log_path(prefix),
+           state_path(prefix), prefix + '-log.png']
+    found = [p for p in own if os.path.isfile(p)]
+    found += [checkpoint.params_path(prefix, n) for n in checkpoint.checkpoint_numbers(prefix)]
+    found += sorted(glob.glob(glob.escape(prefix) + '-state-*'))
+    return found
+
+
+class PrefixLock(object):
+    """An exclusive lock on PREFIX.lock, held until released or until the
+    process ends (however it ends); it names its holder."""
+
+    def __init__(self, prefix):
+        self.path = prefix + '.lock'
+        directory = os.path.dirname(self.path)
+        try:
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise WriteError(err.errno, 'cannot write %s: %s' % (self.path, err.strerror))
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 4096, 0).decode('utf-8', 'replace').strip()
+            os.close(self.fd)
+            raise RunError('prefix %s is in use by another training run (%s); wait for it to end '
+                           'or choose another --prefix' % (prefix, holder or 'unknown process'))
+        info = 'pid %d on %s since %s' % (os.getpid(), socket.gethostname(),
+                                          time.strftime('%Y-%m-%d %H:%M:%S'))
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, info.encode(), 0)
+
+    def release(self):
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def check_resumable(prefix):
+    """RunError saying why `prefix` holds no run to continue, if it does not."""
+    if os.path.isfile(state_path(prefix)) and os.path.isfile(config_path(prefix)):
+        return
+    existing = run_files(prefix)
+    what = ('it holds %s but no resumable state' % _summary(existing)) if existing \
+        else 'nothing was trained there'
+    raise RunError('cannot resume %s: %s (%s missing). Start a new run, e.g. with '
+                   '--pretrained PREFIX,N to begin from a checkpoint'
+                   % (prefix, what, os.path.basename(state_path(prefix))))
+
+
+def claim(prefix, resume=False, overwrite=False):
+    """Lock `prefix` for a run. A prefix holding files of a run is refused
+    unless `resume` (it must hold a resumable state) or `overwrite` (its
+    files are deleted). Returns the lock."""
+    lock = PrefixLock(prefix)
+    try:
+        existing = run_files(prefix)
+        if resume:
+            check_resumable(prefix)
+        elif existing and not overwrite:
+            raise RunError('prefix %s already holds a run (%s). Continue it with --resume, or '
+                           'start over with --overwrite (deletes those files)'
+                           % (prefix, _summary(existing)))
+        elif existing:
+            for path in existing:
+                os.remove(path)
+            log.info('--overwrite: deleted %d files of the earlier run at %s', len(existing),
+                     prefix)
+    except Exception:
+        lock.release()
+        raise
+    return lock
+
+
+def _summary(paths, limit=3):
+    names = [os.path.basename(p) for p in paths]
+    return ', '.join(names[:limit]) + (' and %d more' % (len(names) - limit)
+                                       if len(names) > limit else '')
+
+
+def versions():
+    """Versions of the packages a run depends on."""
+    from importlib import metadata
+    found = {'python': platform.python_version()}
+    for name in ('numpy', 'mxnet', 'mxnet-cu112', 'mxnet-cu113', 'mxnet-cu114', 'mxnet-cu115',
+                 'mxnet-cu116', 'mxnet-cu117', 'opencv-python-headless', 'onnx', 'onnxruntime',
+                 'onnxruntime-gpu'):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def save_config(prefix, cfg):
+    """PREFIX-config.json: every config key, the training options, versions
+    and the command line."""
+    record = {'config': cfg, 'versions': versions(), 'command': sys.argv,
+              'created': time.strftime('%Y-%m-%d %H:%M:%S')}
+    return write_atomic(config_path(prefix), json.dumps(record, indent=1, sort_keys=True))
+
+
+def saved_config(prefix):
+    """The configuration a run saved at `prefix`, or None."""
+    path = config_path(prefix)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            return from_json(json.dumps(json.load(f)['config']))
+    except (ValueError, KeyError) as err:
+        raise RunError('%s is not a readable run configuration: %s' % (path, err))
+
+
+def checkpoint_config(prefix):
+    """(configuration, where it came from) of the checkpoint at `prefix`:
+    the run's saved configuration; for a published model (no such file) its
+    zoo configuration, found by its folder name; else the settings' defaults."""
+    from symbol import zoo
+    cfg = saved_config(prefix)
+    if cfg is not None:
+        return cfg, config_path(prefix)
+    name = zoo.name_of_directory(os.path.basename(os.path.dirname(os.path.abspath(prefix))))
+    if name:
+        return published_config(name), 'the published %s configuration' % name
+    return load_config(), 'the settings defaults (no %s)' % os.path.basename(config_path(prefix))
+
+
+def read_state(prefix):
+    """The resumable state's record, or None."""
+    path = state_path(prefix)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError as err:
+        raise RunError('%s is not a readable run state: %s' % (path, err))
+
+
+def choose_checkpoint(prefix, number=None):
+    """(checkpoint number, why): `number` when given; else the best one the
+    run recorded (the last saved on improvement); else the only or latest
+    checkpoint of the prefix."""
+    if number is not None:
+        return number, 'checkpoint %04d' % number
+    state = read_state(prefix)
+    numbers = checkpoint.checkpoint_numbers(prefix)
+    if state and state.get('best_checkpoint') in numbers:
+        best = state['best_checkpoint']
+        return best, 'the best checkpoint %04d (validation NME %.3f%% at step %d)' % (
+            best, state['best_nme'], state['best_step'])
+    if not numbers:
+        raise checkpoint.CheckpointError('no checkpoint %s-NNNN.params exists (download published '
+                                         'models with `python -m tools.download NAME`)' % prefix)
+    if len(numbers) == 1:
+        return numbers[0], 'checkpoint %04d, the only one' % numbers[0]
+    return numbers[-1], 'checkpoint %04d, the latest (no record of the best)' % numbers[-1]
+
+
+# The resumable state ------------------------------------------------------------
+
+def state_files(prefix, step):
+    return '%s-state-%08d.params' % (prefix, step), '%s-state-%08d.states' % (prefix, step)
+
+
+def save_state(prefix, record, arg_params, aux_params, optimizer_states):
+    """Weights, optimizer states, then the record naming them (the commit
+    point); older state files are deleted after the commit."""
+    params, states = state_files(prefix, record['step'])
+    checkpoint.save_params(params, arg_params, aux_params, overwrite=True)
+    write_atomic(states, optimizer_states)
+    record = dict(record, params=os.path.basename(params), states=os.path.basename(states))
+    write_atomic(state_path(prefix), json.dumps(record, indent=1, sort_keys=True))
+    for old in glob.glob(glob.escape(prefix) + '-state-*'):
+        if os.path.basename(old) not in (record['params'], record['states']):
+            os.remove(old)
+    return record
+
+
+def load_state(prefix):
+    """(record, arg_params, aux_params, optimizer states bytes)."""
+    record = read_state(prefix)
+    if record is None:
+        raise RunError('no resumable state at %s' % state_path(prefix))
+    folder = os.path.dirname(prefix)
+    params, states = (os.path.join(folder, record[k]) for k in ('params', 'states'))
+    for path in (params, states):
+        if not os.path.isfile(path):
+            raise RunError('%s names %s, which does not exist' % (state_path(prefix), path))
+    arg_params, aux_params = checkpoint.load_params(params)
+    with open(states, 'rb') as f:
+        return record, arg_params, aux_params, f.read()
+
+
+# The CSV log ----------------------------------------------------------------------
+
+class CsvLog(object):
+    """PREFIX-log.csv: step, epoch, lr, loss and each target's NME. Every
+    row rewrites the file durably; a resumed run keeps the rows up to its
+    step and appends."""
+
+    def __init__(self, path, targets, resume_step=None):
+        self.path, self.targets = path, list(targets)
+        self.header = ['step', 'epoch', 'lr', 'loss'] + ['nme_' + t for t in self.targets]
+        self.rows = []
+        if resume_step is not None and os.path.isfile(path):
+            with open(path, newline='') as f:
+                self.rows = [[row.get(k, '') for k in self.header] for row in csv.DictReader(f)
+                             if int(row['step']) <= resume_step]
+
+    def write(self, step, epoch, lr, loss, nmes=None):
+        nmes = nmes or {}
+        self.rows.append([step, '%.4f' % epoch, '%.6g' % lr,
+                          '' if loss is None else '%.6g' % loss]
+                         + ['%.6f' % nmes[t] if t in nmes else '' for t in self.targets])
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(self.header)
+        writer.writerows(self.rows)
+        write_atomic(self.path, text.getvalue())
