@@ -1,23 +1,28 @@
 # Set-up and everyday commands. `make test` and `make demo` set up first.
+#   make setup                       CPU builds (or keep the builds already installed)
+#   make setup MXNET=mxnet-cu112     a CUDA build of MXNet 1.9.1 (cu112 ... cu117)
+#   make setup ONNXRUNTIME=onnxruntime-gpu
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+MXNET ?=
+ONNXRUNTIME ?=
 
-.PHONY: setup ext test demo summary clean
+.PHONY: setup packages ext test demo summary clean
 
-setup: $(STAMP) config.py ext
+setup: packages config.py ext
 
-$(STAMP): requirements.txt constraints.txt
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
-	touch $(STAMP)
+
+packages: $(PY)
+	$(PY) tools/setup_env.py $(if $(MXNET),--mxnet $(MXNET)) $(if $(ONNXRUNTIME),--onnxruntime $(ONNXRUNTIME))
 
 config.py:
 	cp sample_config.py config.py
 
-ext: $(STAMP)
+ext: packages
 	cd cython_ext && ../$(PY) setup.py build_ext --inplace --quiet
 
 test: setup

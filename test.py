@@ -1,7 +1,12 @@
-"""Face alignment on photos: detect faces, predict 68 landmarks, write an
-overlay PNG and a JSON per image.
+"""Face alignment on photos: detect faces, predict 68 landmarks, write
+NAME.EXT.json and an overlay NAME.EXT.png per image (folders are searched
+recursively and mirrored in --output).
 
-    python test.py --prefix ./models/model-hg2d3-cab/model --epoch 0 photo.jpg photos/
+    python test.py photo.jpg photos/ --prefix ./models/model-hg2d3-cab/model
+    python test.py photos/ --prefix ./models/my-hg/model --boxes boxes.json --no-overlay
+
+--boxes takes a JSON object mapping image paths (as given, relative to their
+folder, or base names) to lists of boxes [x1, y1, x2, y2] (or with a score).
 """
 import argparse
 import json
@@ -9,96 +14,157 @@ import logging
 import os
 import sys
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
+import essh
 from core import cli
+from core.devices import DeviceError
 from core.handler import Handler
 from core.protocol import DECODERS
-from data.images import to_bgr8
 from core.predictor import BACKENDS
-from core.visualize import draw_landmarks
+from core.run import RunError
+from core.visualize import draw_faces, png_bytes
+from data.files import write_atomic
+from data.images import ImageError, list_images, read_image
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-
-__all__ = ['Handler', 'main']
+log = logging.getLogger('test')
 
 
-def list_images(inputs):
-    """Files given, and the images inside folders given (sorted)."""
+def plan(inputs, output):
+    """([(image, json path, png path)], [problem]): one job per image of the
+    inputs; a missing path or an empty folder is a problem."""
+    jobs, problems = [], []
     for item in inputs:
         if os.path.isdir(item):
-            for name in sorted(os.listdir(item)):
-                if name.lower().endswith(IMAGE_EXTENSIONS):
-                    yield os.path.join(item, name)
+            found = list_images(item)
+            if not found:
+                problems.append('%s: no image in this folder' % item)
+            for path in found:
+                stem = os.path.join(output, os.path.relpath(path, item))
+                jobs.append((path, stem + '.json', stem + '.png'))
+        elif os.path.exists(item):
+            stem = os.path.join(output, os.path.basename(item))
+            jobs.append((item, stem + '.json', stem + '.png'))
         else:
-            yield item
+            problems.append('%s does not exist' % item)
+    return jobs, problems
 
 
-def read_image(path):
-    """BGR uint8 of any image OpenCV reads (grey, alpha, 16-bit converted)."""
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError('%s: cannot read this file as an image' % path)
-    return to_bgr8(image)
+def check_outputs(jobs, overlay, overwrite):
+    """ValueError before anything is written when a result would land on an
+    input, on another image's result, or (without --overwrite) on an
+    earlier run's result."""
+    inputs = {os.path.realpath(path) for path, _, _ in jobs}
+    seen = {}
+    for path, json_path, png_path in jobs:
+        for out in (json_path, png_path) if overlay else (json_path,):
+            real = os.path.realpath(out)
+            if real in inputs:
+                raise ValueError('the result %s would overwrite an input photo; choose another '
+                                 '--output' % out)
+            if real in seen:
+                raise ValueError('%s and %s would both write %s; give them in separate runs or '
+                                 'folders' % (seen[real], path, out))
+            seen[real] = path
+            if os.path.exists(out) and not overwrite:
+                raise ValueError('%s exists from an earlier run; choose another --output or add '
+                                 '--overwrite' % out)
 
 
-def process(handler, path, out_dir, numbers=False):
-    """Landmarks of one photo: writes NAME.png and NAME.json; returns the record."""
+def read_boxes(path):
+    """{image key: (N, 4 or 5) boxes} of a --boxes JSON file."""
+    try:
+        with open(path) as f:
+            mapping = json.load(f)
+        return {key: np.asarray(value, dtype=np.float64).reshape(-1, len(value[0]) if value
+                                                                   else 4)
+                for key, value in mapping.items()}
+    except (OSError, ValueError, TypeError, IndexError) as err:
+        raise ValueError('%s is not a JSON object of image -> [[x1, y1, x2, y2], ...] (%s)'
+                         % (path, err))
+
+
+def boxes_for(mapping, path, inputs):
+    if mapping is None:
+        return None
+    keys = [path, os.path.basename(path)] + [os.path.relpath(path, i) for i in inputs
+                                              if os.path.isdir(i)]
+    for key in keys:
+        if key in mapping:
+            return mapping[key]
+    return np.zeros((0, 4))
+
+
+def process(handler, path, json_path, png_path, boxes, args):
+    """Landmarks of one photo, written as JSON (and PNG); returns the faces."""
     image = read_image(path)
-    faces = handler.get_landmark(image)
-    dets = handler.last_detections
-    name = os.path.splitext(os.path.basename(path))[0]
+    faces = handler.get_landmarks(image, boxes)
     record = {'image': path, 'width': image.shape[1], 'height': image.shape[0],
-              'faces': [{'box': [round(float(v), 2) for v in d[:4]], 'score': float(d[4]),
-                         'landmarks': np.round(f, 2).tolist()} for d, f in zip(dets, faces)]}
-    if not len(faces):
-        record['message'] = 'no face found'
-    title = '%d face%s' % (len(faces), '' if len(faces) == 1 else 's')
-    draw_landmarks(image[:, :, ::-1], faces, os.path.join(out_dir, name + '.png'), boxes=dets,
-                   numbers=numbers, title=title)
-    with open(os.path.join(out_dir, name + '.json'), 'w') as f:
-        json.dump(record, f, indent=1)
-    return record
+              'faces': [face.to_json() for face in faces]}
+    if not faces:
+        record['message'] = 'no face found' if boxes is None else 'no box given for this image'
+    write_atomic(json_path, json.dumps(record, indent=1))
+    if not args.no_overlay:
+        title = cli.plural(len(faces), 'face')
+        write_atomic(png_path, png_bytes(draw_faces(image, faces, args.numbers, title)))
+    return faces
 
 
-def main(argv=None):
-    return cli.run(_main, argv)
-
-
-def _main(argv):
+def parse_args(argv):
     parser = argparse.ArgumentParser(description='Landmarks on photos with a trained network.')
     parser.add_argument('inputs', nargs='+', help='images or folders of images')
     parser.add_argument('--prefix', required=True, help='checkpoint prefix')
-    parser.add_argument('--epoch', type=int, default=0, help='checkpoint number')
+    parser.add_argument('--epoch', type=int, help='checkpoint number (default: the best)')
     parser.add_argument('--gpu', type=int, default=-1, help='GPU id, -1 for the CPU')
-    parser.add_argument('--detector', default='default', choices=['default', 'essh'],
-                        help='default: OpenCV cascades (bundled); essh: essh-model/essh')
+    parser.add_argument('--detector', default='default', choices=sorted(essh.DETECTORS),
+                        help='default: libfacedetection (bundled); haar: OpenCV cascades; '
+                        'essh: essh-model/essh')
+    parser.add_argument('--threshold', type=float,
+                        help='detector score threshold in [0, 1] (default: the detector\'s)')
+    parser.add_argument('--boxes', help='JSON of face boxes per image, instead of a detector')
     parser.add_argument('--decoder', default='subpixel', choices=DECODERS)
-    parser.add_argument('--backend', default='mxnet', choices=BACKENDS,
-                        help='run the network with MXNet or ONNX Runtime')
-    parser.add_argument('--output', default='test-output', help='folder for PNG and JSON')
+    parser.add_argument('--backend', default='auto', choices=BACKENDS,
+                        help='auto: ONNX Runtime on the CPU when the network exports, else MXNet')
+    parser.add_argument('--output', default='test-output', help='folder for the results')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace results of an earlier run in --output')
+    parser.add_argument('--no-overlay', action='store_true', help='write the JSON only')
     parser.add_argument('--numbers', action='store_true', help='number the points')
-    args = parser.parse_args(argv)
+    cli.add_flags(parser)
+    return parser.parse_args(argv)
+
+
+def _main(argv):
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')
-    os.makedirs(args.output, exist_ok=True)
-    handler = Handler(args.prefix, args.epoch, args.gpu, detector=args.detector,
-                      decoder=args.decoder, backend=args.backend)
-    failures, total_faces = 0, 0
-    paths = list(list_images(args.inputs))
-    for path in tqdm(paths, unit='image', disable=not sys.stderr.isatty()):
+    jobs, problems = plan(args.inputs, args.output)
+    for problem in problems:
+        log.error('%s', problem)
+    check_outputs(jobs, not args.no_overlay, args.overwrite)
+    boxes = read_boxes(args.boxes) if args.boxes else None
+    handler = Handler(args.prefix, args.epoch, args.gpu, args.detector, args.threshold,
+                      args.decoder, args.backend)
+    unreadable, faces, empty = 0, 0, 0
+    for path, json_path, png_path in tqdm(jobs, unit='image', disable=not sys.stderr.isatty()):
         try:
-            record = process(handler, path, args.output, args.numbers)
-        except ValueError as err:
-            logging.error('%s', err)
-            failures += 1
+            found = process(handler, path, json_path, png_path,
+                            boxes_for(boxes, path, args.inputs), args)
+        except ImageError as err:
+            log.error('%s', err)
+            unreadable += 1
             continue
-        total_faces += len(record['faces'])
-        logging.info('%s: %s', path, record.get('message', '%d faces' % len(record['faces'])))
-    print('%d images, %d faces, %d unreadable; results in %s'
-          % (len(paths), total_faces, failures, args.output))
-    return 1 if failures else 0
+        faces += len(found)
+        empty += not found
+        log.info('%s: %s', path, cli.plural(len(found), 'face') if found else 'no face found')
+    print('%s, %s, %d without a face, %d unreadable%s; results in %s'
+          % (cli.plural(len(jobs), 'image'), cli.plural(faces, 'face'), empty, unreadable,
+             ', %d missing' % len(problems) if problems else '', args.output))
+    return 1 if unreadable or problems else 0
+
+
+def main(argv=None):
+    return cli.run(_main, argv, errors=(RunError, DeviceError))
 
 
 if __name__ == '__main__':

@@ -1,79 +1,93 @@
-"""NME of a checkpoint on a record set, by the protocol of the published
-table (PIPELINE.md section 4), with AUC, failure rate and CED curve.
+"""NME of a checkpoint on face record sets, by the protocol of the published
+table (PIPELINE.md section 4), with AUC, failure rate, CED curve and a
+per-image CSV.
 
-    python test_rec_nme.py --rec data_2d/ibug.rec --dataset ibug --prefix ./models/model-hg2d3-cab/model
-    python test_rec_nme.py --all --prefix ./models/model-hg2d3-cab/model      # every target
+    python test_rec_nme.py --rec data_2d/ibug.rec --prefix ./models/model-hg2d3-cab/model
+    python test_rec_nme.py --all --prefix ./models/model-hg2d3-cab/model   # every val target
 """
 import argparse
-import logging
 import os
 import sys
 
-from core import protocol as evaluate
-from core.config import load_config
+import essh
+from core import cli
+from core.config import apply_overrides, parse_value
+from core.devices import DeviceError
 from core.handler import Handler
-from core.predictor import BACKENDS, make_predictor
-from core.report import DATASET_TITLES, evaluate_set
+from core.predictor import BACKENDS, make_predictor, resolve
+from core.protocol import DECODERS
+from core.report import DATASET_TITLES, claim_folder, evaluate_set, report_folder
+from core.run import RunError
 
-def main(argv=None):
+
+def parse_args(argv):
     parser = argparse.ArgumentParser(description='NME of a checkpoint on face record sets.')
     parser.add_argument('--rec', help='record set NAME.rec (beside NAME.idx)')
-    parser.add_argument('--dataset', help='ibug | cofw_testset | 300W | AFLW2000-3D '
-                        '(sets the box top raise; default: the record name)')
+    parser.add_argument('--dataset', help='ibug | cofw_testset | 300W | AFLW2000-3D (the box top '
+                        'raise and normalisation; default: the record name)')
     parser.add_argument('--all', action='store_true',
-                        help='every validation target found in dataset_path')
+                        help="every validation target of the checkpoint's dataset_path")
     parser.add_argument('--prefix', required=True)
-    parser.add_argument('--epoch', type=int, default=0)
+    parser.add_argument('--epoch', type=int, help='checkpoint number (default: the best)')
     parser.add_argument('--gpu', type=int, default=-1)
     parser.add_argument('--landmark-type', choices=['2d', '3d'],
-                        help='default: 3d for AFLW2000-3D, else 2d')
-    parser.add_argument('--decoder', default='subpixel', choices=evaluate.DECODERS)
-    parser.add_argument('--backend', default='mxnet', choices=BACKENDS,
-                        help='run the network with MXNet or ONNX Runtime')
-    parser.add_argument('--use-essh', action='store_true',
-                        help='find faces with ESSH (essh-model/essh) instead of the '
-                        'ground-truth box')
-    parser.add_argument('--use-default-detector', action='store_true',
-                        help='find faces with the bundled OpenCV detector instead')
-    parser.add_argument('--output', default='nme-output', help='folder for CSV and CED plots')
+                        help='normalisation (default: 3d for AFLW2000-3D, else the model\'s)')
+    parser.add_argument('--decoder', default='subpixel', choices=DECODERS,
+                        help='decoding of the extra lines (the published figure uses argmax)')
+    parser.add_argument('--backend', default='auto', choices=BACKENDS)
+    parser.add_argument('--detector', choices=sorted(essh.DETECTORS),
+                        help='also find faces with this detector instead of the ground truth')
+    parser.add_argument('--output', default='nme-output',
+                        help='reports go to OUTPUT/SET-MODEL-NNNN/')
+    parser.add_argument('--overwrite', action='store_true', help='replace an earlier report')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
-                        help='override a config key (e.g. dataset_path=...)')
+                        help='override a key of the checkpoint\'s configuration (e.g. '
+                        'dataset_path=...)')
+    cli.add_flags(parser)
     args = parser.parse_args(argv)
     if not args.all and not args.rec:
         parser.error('give --rec FILE or --all')
-    logging.basicConfig(level=logging.INFO, format='%(message)s')
-    import mxnet as mx
-    ctx = mx.cpu() if args.gpu < 0 else mx.gpu(args.gpu)
-    predictor = make_predictor(args.prefix, args.epoch, ctx, args.backend)
-    handler = None
-    if args.use_essh or args.use_default_detector:
-        handler = Handler(args.prefix, args.epoch, args.gpu, predictor=predictor,
-                          detector='essh' if args.use_essh else 'default')
-    rows = []
+    return args
+
+
+def _main(argv):
+    args = parse_args(argv)
+    cli.setup_logging()
+    checkpoint = resolve(args.prefix, args.epoch)
+    cfg = apply_overrides(checkpoint.cfg, {k: parse_value(v) for k, v in
+                                           (s.split('=', 1) for s in args.set)})
+    print(checkpoint.describe())
     if args.all:
-        for dataset_key in ('i2d', 'i3d'):
-            cfg = load_config('hourglass', dataset_key, args.set)
-            cfg.landmark_type = '3d' if dataset_key == 'i3d' else '2d'
-            for target in cfg.val_targets:
-                rec = os.path.join(cfg.dataset_path, target + '.rec')
-                if os.path.isfile(rec):
-                    rows.append(evaluate_set(predictor, rec, target, cfg, args.decoder,
-                                             args.output, handler))
-        if not rows:
-            print('no validation target found under the dataset paths of config.py')
-            return 1
+        sets = [(name, os.path.join(cfg.dataset_path, name + '.rec')) for name in cfg.val_targets]
+        sets = [(name, rec) for name, rec in sets if os.path.isfile(rec)]
+        if not sets:
+            raise ValueError('no validation target of %s is in %s' % (cfg.val_targets,
+                                                                      cfg.dataset_path))
+    else:
+        if not os.path.isfile(args.rec):
+            raise FileNotFoundError('record file %s does not exist' % args.rec)
+        sets = [(args.dataset or os.path.splitext(os.path.basename(args.rec))[0], args.rec)]
+    folders = [report_folder(args.output, name, checkpoint) for name, _ in sets]
+    for folder in folders:
+        claim_folder(folder, args.overwrite)
+    predictor = make_predictor(checkpoint._replace(cfg=cfg), args.backend, args.gpu)
+    handler = None
+    if args.detector:
+        handler = Handler(args.prefix, checkpoint.number, args.gpu, args.detector,
+                          decoder=args.decoder, predictor=predictor)
+    rows = [evaluate_set(predictor, rec, name, cfg, args.decoder, folder, handler,
+                         args.landmark_type) for (name, rec), folder in zip(sets, folders)]
+    if len(rows) > 1:
         print('\n| model | ' + ' | '.join(DATASET_TITLES.get(r['dataset'], r['dataset'])
                                          for r in rows) + ' |')
         print('|---|' + '---|' * len(rows))
-        print('| %s | ' % os.path.basename(args.prefix)
+        print('| %s | ' % os.path.basename(os.path.dirname(os.path.abspath(args.prefix)))
               + ' | '.join('%.3f' % r['nme'] for r in rows) + ' |')
-        return 0
-    dataset = args.dataset or os.path.splitext(os.path.basename(args.rec))[0]
-    landmark_type = args.landmark_type or ('3d' if dataset == 'AFLW2000-3D' else '2d')
-    cfg = load_config('hourglass', 'i3d' if landmark_type == '3d' else 'i2d', args.set)
-    cfg.landmark_type = landmark_type
-    evaluate_set(predictor, args.rec, dataset, cfg, args.decoder, args.output, handler)
     return 0
+
+
+def main(argv=None):
+    return cli.run(_main, argv, errors=(RunError, DeviceError))
 
 
 if __name__ == '__main__':

@@ -59,7 +59,7 @@ def parse_args(argv):
     add('--set', action='append', default=[], metavar='KEY=VALUE',
         help='override a config key, e.g. --set net_block=hpm (repeatable)')
     add('--config', help='settings file to use instead of config.py')
-    add('--debug', action='store_true', help='tracebacks and third-party messages')
+    cli.add_flags(parser, verbose=False)
     return parser.parse_args(argv)
 
 

@@ -26,6 +26,14 @@ def run(body, argv=None, errors=(), chatter_flag='--verbose'):
         return 1
 
 
+def add_flags(parser, verbose=True):
+    """The flags every script takes: --debug (tracebacks), and --verbose
+    (third-party messages) unless the script uses that name already."""
+    if verbose:
+        parser.add_argument('--verbose', action='store_true', help='third-party messages too')
+    parser.add_argument('--debug', action='store_true', help='tracebacks and all messages')
+
+
 def setup_logging(debug=False):
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                         format='%(asctime)s %(message)s', datefmt='%H:%M:%S')

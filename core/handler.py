@@ -1,24 +1,47 @@
-"""Landmarks on photos (PIPELINE.md section 5): detect, align, crop, predict,
-decode, map back to photo pixels."""
+"""Landmarks on photos (PIPELINE.md section 5), and the Python API.
+
+    from core.handler import Handler
+    handler = Handler('models/model-hg2d3-cab/model')     # its best checkpoint
+    for face in handler.get_landmarks('photo.jpg'):       # a path or a BGR array
+        face.landmarks      # (68, 2) x, y in photo pixels
+        face.box            # x1, y1, x2, y2
+        face.score          # the detector's score in [0, 1]
+        face.confidence     # (68,) heatmap peak of each point
+
+Faces come from the detector (`essh.create`), or from `boxes` you give.
+Detectors with five points (ESSH) are aligned by them; boxes only take two
+passes: a first prediction in the box's crop gives the five points.
+"""
+import collections
+import logging
 import os
 
-import cv2
-import mxnet as mx
 import numpy as np
 
+import essh
 from data import geometry
-from data.images import to_bgr8
+from data.images import list_images, read_image, to_bgr8
 from data.landmarks import five_points
 
 from . import protocol
-from .predictor import make_predictor
+from .devices import inference_context
+from .predictor import make_predictor, resolve
 from .protocol import DEFAULT_TOP_RAISE, box_crop, landmark_box
 
-MAX_DETECT_SIDE = 1600      # larger photos are downscaled for detection
+log = logging.getLogger(__name__)
+
 ESSH_PREFIX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            'essh-model', 'essh')
-# The cascade's boxes are tighter than ESSH's: the first-pass crop widens them.
-CASCADE_BOX_SCALE = 1.6
+
+
+class Face(collections.namedtuple('Face', 'landmarks box score confidence')):
+    """One face: 68 (x, y) landmarks, its box (x1, y1, x2, y2), the detector's
+    score and a per-point confidence (heatmap peak)."""
+
+    def to_json(self):
+        return {'box': [round(float(v), 2) for v in self.box], 'score': round(float(self.score), 4),
+                'landmarks': np.round(self.landmarks, 2).tolist(),
+                'confidence': np.round(self.confidence, 3).tolist()}
 
 
 def plausible_five(five, box):
@@ -35,50 +58,46 @@ def plausible_five(five, box):
     return 0.5 * distance < drop < 2.0 * distance
 
 
+def detector_crop(box, size, scale, shift):
+    """First-pass crop of a detector box: side scale x max(w, h), centre
+    moved down by shift x max(w, h) (how the protocol's crop sits on it)."""
+    side = max(box[2] - box[0], box[3] - box[1])
+    return box_crop(np.asarray(box[:4], dtype=np.float64) + [0, shift * side, 0, shift * side],
+                    size, scale)
+
+
 class Handler(object):
-    """Face alignment on photos.
+    """Face alignment on photos with the checkpoint at `prefix`.
 
-        handler = Handler('models/model-hg2d3-cab/model', 0, ctx_id=-1)
-        landmarks = handler.get_landmark(cv2.imread('photo.jpg'))   # (faces, 68, 2)
-
-    `detector` is 'default' (OpenCV cascades, bundled), 'essh' (needs
-    essh-model/essh-0000.params) or any object with `detect(img_bgr)`;
-    `backend` 'mxnet' or 'onnx' (ONNX Runtime).
+    epoch: the checkpoint number (None: the run's best); gpu: -1 for the
+    CPU; detector: a name of `essh.DETECTORS` or a Detector; backend:
+    'auto' (ONNX Runtime on the CPU when the network exports, else MXNet),
+    'mxnet' or 'onnx'; decoder: 'subpixel' or 'argmax' (the original).
     """
 
-    def __init__(self, prefix, epoch=0, ctx_id=-1, detector='default', decoder='subpixel',
-                 predictor=None, input_size=128, backend='mxnet'):
-        ctx = mx.cpu() if ctx_id < 0 else mx.gpu(ctx_id)
-        self.predictor = predictor or make_predictor(prefix, epoch, ctx, backend, input_size)
-        self.input_size, self.decoder = input_size, decoder
-        if detector == 'essh':
-            from essh import ESSHDetector
-            detector = ESSHDetector(ESSH_PREFIX, 0, ctx_id)
-        elif detector == 'default':
-            from essh import CascadeDetector
-            detector = CascadeDetector()
-        self.detector = detector
-        self.last_detections = np.zeros((0, 5))
+    def __init__(self, prefix, epoch=None, gpu=-1, detector='default', threshold=None,
+                 decoder='subpixel', backend='auto', predictor=None):
+        self.checkpoint = resolve(prefix, epoch)
+        log.info('%s', self.checkpoint.describe())
+        self.predictor = predictor or make_predictor(self.checkpoint, backend, gpu)
+        self.input_size, self.decoder = self.checkpoint.input_size, decoder
+        if isinstance(detector, essh.Detector):
+            self.detector = detector
+        elif detector == 'essh':
+            self.detector = essh.create('essh', threshold, prefix=ESSH_PREFIX,
+                                        ctx=inference_context(gpu))
+        else:
+            self.detector = essh.create(detector, threshold)
 
     # Pieces -----------------------------------------------------------------
 
-    def detect(self, image_bgr):
-        """Detections in photo pixels; big photos are searched downscaled."""
-        scale = min(1.0, MAX_DETECT_SIDE / float(max(image_bgr.shape[:2])))
-        small = image_bgr if scale == 1.0 else cv2.resize(image_bgr, None, fx=scale, fy=scale,
-                                                          interpolation=cv2.INTER_AREA)
-        dets = np.array(self.detector.detect(small), dtype=np.float64)
-        dets[:, :4] /= scale
-        if dets.shape[1] == 15:
-            dets[:, 5:] /= scale
-        return dets
-
-    def _predict(self, image_rgb, transforms):
-        """Points (photo pixels) for each chain of transforms photo -> crop."""
-        if not transforms:
-            return np.zeros((0, 68, 2))
+    def _predict(self, image_rgb, chains):
+        """(points in photo pixels, heatmap peaks) for each chain of
+        transforms photo -> crop, all faces in one batch."""
+        if not chains:
+            return np.zeros((0, 68, 2)), np.zeros((0, 68))
         crops = []
-        for chain in transforms:
+        for chain in chains:
             current = image_rgb
             for matrix, size in chain:
                 current = geometry.warp(current, matrix, size)
@@ -86,49 +105,65 @@ class Handler(object):
         heatmaps = self.predictor(np.array(crops, dtype=np.float32))
         crop_points = protocol.decode(heatmaps, self.input_size, self.decoder)
         out = []
-        for chain, points in zip(transforms, crop_points):
+        for chain, points in zip(chains, crop_points):
             for matrix, _ in reversed(chain):
                 points = geometry.apply(geometry.invert(matrix), points)
             out.append(points)
-        return np.array(out)
+        return np.array(out), protocol.peak_values(heatmaps)
 
-    # Public API -------------------------------------------------------------
+    def _frame_box(self, image_rgb, align, first_points):
+        """Box in the aligned 384 frame: the detector's again, nearest the
+        centre (section 5.3) for detectors with points; else the box of the
+        first prediction carried into that frame."""
+        if first_points is not None:
+            return landmark_box(geometry.apply(align, first_points), DEFAULT_TOP_RAISE)
+        aligned = geometry.warp(image_rgb, align, geometry.RECORD_SIZE)
+        found = self.detector.detect(np.ascontiguousarray(aligned[:, :, ::-1]))
+        if not len(found):
+            return landmark_box(geometry.NEUTRAL_FACE, DEFAULT_TOP_RAISE)
+        centres = (found.boxes[:, :2] + found.boxes[:, 2:4]) / 2
+        return found.boxes[np.argmin(np.linalg.norm(centres - geometry.RECORD_SIZE / 2, axis=1))]
 
-    def get_landmark(self, image):
-        """(faces, 68, 2) landmarks in photo pixels (x, y) of a BGR image (or
-        grey, BGRA, 16-bit: converted); detections in `last_detections`."""
-        image_bgr = to_bgr8(image)
+    def _align(self, image_bgr, found):
         image_rgb = np.ascontiguousarray(image_bgr[:, :, ::-1])
-        dets = self.detect(image_bgr)
-        self.last_detections = dets
         size, frame = self.input_size, geometry.RECORD_SIZE
-        if dets.shape[1] == 15:
-            fives = [d[5:].reshape(5, 2) for d in dets]
-            first = [None] * len(dets)
+        if found.points is not None:
+            fives, first = list(found.points), [None] * len(found)
         else:
-            first = self._predict(image_rgb, [[(box_crop(d, size, CASCADE_BOX_SCALE), size)]
-                                              for d in dets])
+            scale, shift = self.detector.box_scale, self.detector.box_shift
+            first, _ = self._predict(image_rgb, [[(detector_crop(b, size, scale, shift), size)]
+                                                 for b in found.boxes])
             fives = [five_points(p) for p in first]
         chains = []
         for five, points in zip(fives, first):
             align = geometry.umeyama(five, geometry.TEMPLATE_384)
-            box = self._box_in_frame(image_rgb, align, points)
-            chains.append([(align, frame), (box_crop(box, size), size)])
-        result = self._predict(image_rgb, chains)
-        for k, (det, points) in enumerate(zip(dets, first)):
-            if points is not None and not plausible_five(fives[k], det):
+            chains.append([(align, frame), (box_crop(self._frame_box(image_rgb, align, points),
+                                                     size), size)])
+        result, peaks = self._predict(image_rgb, chains)
+        for k, points in enumerate(first):
+            if points is not None and not plausible_five(fives[k], found.boxes[k]):
                 result[k] = points
-        return result
+        return [Face(p, b, s, c) for p, b, s, c in zip(result, found.boxes, found.scores, peaks)]
 
-    def _box_in_frame(self, image_rgb, align, first_points):
-        """Box in the aligned 384 frame: ESSH detects again and keeps the box
-        nearest the centre (section 5.3); with the default detector, the box
-        of the first prediction carried into that frame."""
-        if first_points is not None:
-            return landmark_box(geometry.apply(align, first_points), DEFAULT_TOP_RAISE)
-        aligned = geometry.warp(image_rgb, align, geometry.RECORD_SIZE)
-        dets = self.detector.detect(np.ascontiguousarray(aligned[:, :, ::-1]))
-        if not len(dets):
-            return landmark_box(geometry.NEUTRAL_FACE, DEFAULT_TOP_RAISE)
-        centres = (dets[:, :2] + dets[:, 2:4]) / 2
-        return dets[np.argmin(np.linalg.norm(centres - geometry.RECORD_SIZE / 2, axis=1))]
+    # Public API -------------------------------------------------------------
+
+    def detect(self, image):
+        """The detector's faces (essh.Detections) of an image or path."""
+        return self.detector.detect(self._image(image))
+
+    def get_landmarks(self, image, boxes=None):
+        """[Face] of a BGR image (grey, BGRA, 16-bit converted) or an image
+        path; `boxes` (N, 4) or (N, 5) with scores skips the detector."""
+        image = self._image(image)
+        found = self.detector.detect(image) if boxes is None else \
+            essh.Detections.from_boxes(boxes)
+        return self._align(image, found)
+
+    def get_landmarks_from_directory(self, folder, recursive=True):
+        """{image path: [Face]} for every image under `folder`."""
+        return collections.OrderedDict((path, self.get_landmarks(path))
+                                       for path in list_images(folder, recursive))
+
+    @staticmethod
+    def _image(image):
+        return read_image(image) if isinstance(image, (str, os.PathLike)) else to_bgr8(image)

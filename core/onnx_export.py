@@ -1,12 +1,19 @@
 """Export a checkpoint's prediction to ONNX, verified against MXNet."""
+import contextlib
 import json
+import logging
 import os
 import tempfile
 
 import mxnet as mx
 import numpy as np
 
+from data.files import write_atomic
 from symbol import inference_symbol
+
+from .devices import onnx_providers
+
+log = logging.getLogger(__name__)
 
 UNSUPPORTED = {'_contrib_DeformableConvolution': 'deformable convolution',
                'DeformableConvolution': 'deformable convolution'}
@@ -27,13 +34,32 @@ def check_exportable(pred):
                           % (len(bad), ', '.join(bad[:5]) + (' ...' if len(bad) > 5 else '')))
 
 
-def ort_session(path, threads=None):
-    """An ONNX Runtime CPU session using every core (or `threads`)."""
+def ort_session(path, threads=None, gpu=-1):
+    """An ONNX Runtime session: on GPU `gpu` when onnxruntime-gpu is there
+    (else the CPU, said once), on the CPU with every usable core (or
+    `threads`)."""
     import onnxruntime as ort
+    from data.workers import usable_cpus
+    providers, warning = onnx_providers(gpu, ort.get_available_providers())
+    if warning:
+        log.warning(warning)
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or os.cpu_count()
+    options.intra_op_num_threads = threads or usable_cpus()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    return ort.InferenceSession(path, options, providers=providers)
+
+
+@contextlib.contextmanager
+def quiet_root_logger():
+    """MXNet's exporter reports every step on the root logger at INFO."""
+    root = logging.getLogger()
+    level = root.level
+    if level <= logging.INFO and not log.isEnabledFor(logging.DEBUG):
+        root.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def mxnet_forward(pred, params, data):
@@ -64,7 +90,7 @@ def export(sym, arg_params, aux_params, out_path, batch=1, input_size=128, seed=
     shape = (1 if dynamic else int(batch), 3, input_size, input_size)
     directory = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(directory, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+    with tempfile.TemporaryDirectory(dir=directory) as tmp, quiet_root_logger():
         raw = os.path.join(tmp, 'raw.onnx')
         mx.onnx.export_model(pred, params, in_shapes=[shape], in_types=[np.float32],
                              onnx_file_path=raw, dynamic=dynamic,
@@ -88,5 +114,5 @@ def export(sym, arg_params, aux_params, out_path, batch=1, input_size=128, seed=
         if not diff <= TOLERANCE:
             raise ExportError('ONNX Runtime output differs from MXNet by %.3g (> %g); nothing '
                               'written' % (diff, TOLERANCE))
-        os.replace(final, out_path)
+        write_atomic(out_path, model.SerializeToString())
     return diff

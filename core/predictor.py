@@ -1,25 +1,67 @@
-"""Heatmap prediction from a checkpoint: (N, 3, S, S) RGB -> (N, 68, L, L)."""
+"""Heatmap prediction from a checkpoint: (N, 3, S, S) RGB -> (N, 68, L, L),
+run by MXNet or by ONNX Runtime.
+
+A checkpoint is resolved once (`resolve`): its number (the run's best when
+not given) and its configuration (the run's PREFIX-config.json, the zoo's
+for a published model), so that every tool uses the input size and network
+it was trained with.
+"""
+import collections
+import hashlib
+import json
+import logging
 import os
 
 import mxnet as mx
 import numpy as np
 
+from data.files import write_atomic
 from symbol import inference_symbol
 
-from .checkpoint import fit_params, load_checkpoint
+from . import run
+from .checkpoint import fit_params, load_checkpoint, params_path
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ('auto', 'mxnet', 'onnx')
+
+
+class Checkpoint(collections.namedtuple('Checkpoint', 'prefix number cfg why source')):
+    """A resolved checkpoint: its prefix and number, its configuration, why
+    that number was taken and where the configuration came from."""
+
+    @property
+    def input_size(self):
+        return self.cfg.input_img_size
+
+    @property
+    def params(self):
+        return params_path(self.prefix, self.number)
+
+    def describe(self):
+        return '%s: %s; configuration from %s (input %d)' % (self.prefix, self.why, self.source,
+                                                             self.input_size)
+
+
+def resolve(prefix, number=None):
+    """The Checkpoint of `prefix` (number None: the run's best)."""
+    number, why = run.choose_checkpoint(prefix, number)
+    cfg, source = run.checkpoint_config(prefix)
+    return Checkpoint(prefix, number, cfg, why, source)
 
 
 class MXNetPredictor(object):
     """The checkpoint's prediction (the BlockGrad input, i.e. `heatmap_output`
     for the published models) run by an MXNet Module in fixed-size batches."""
+    backend = 'mxnet'
 
-    def __init__(self, prefix, epoch, ctx=None, batch_size=8, input_size=128):
-        sym, arg_params, aux_params = load_checkpoint(prefix, epoch)
+    def __init__(self, checkpoint, ctx=None, batch_size=8):
+        sym, arg_params, aux_params = load_checkpoint(checkpoint.prefix, checkpoint.number)
         self.sym = inference_symbol(sym)
-        self.batch_size, self.input_size = batch_size, input_size
-        shape = (batch_size, 3, input_size, input_size)
+        self.batch_size, size = batch_size, checkpoint.input_size
+        shape = (batch_size, 3, size, size)
         arg_params, aux_params = fit_params(self.sym, arg_params, aux_params, shape, None,
-                                            source='%s-%04d.params' % (prefix, epoch))
+                                            source=checkpoint.params)
         self.module = mx.mod.Module(self.sym, data_names=['data'], label_names=None,
                                     context=ctx or mx.cpu())
         self.module.bind(data_shapes=[('data', shape)], for_training=False)
@@ -37,19 +79,53 @@ class MXNetPredictor(object):
         return np.concatenate(out) if out else np.zeros((0,))
 
 
-class OnnxPredictor(object):
-    """The same prediction run by ONNX Runtime (threads = cores). The model is
-    exported next to the checkpoint (PREFIX-%04d.onnx, dynamic batch) the
-    first time, or whenever the parameters are newer."""
+def _fingerprint(path):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
 
-    def __init__(self, prefix, epoch, input_size=128):
+
+def onnx_source(checkpoint, kind):
+    """What an ONNX export of `checkpoint` is made from; a cached export
+    with another record is made again."""
+    return {'params': os.path.basename(checkpoint.params),
+            'params_sha256': _fingerprint(checkpoint.params),
+            'input_size': checkpoint.input_size, 'kind': kind, 'batch': 'dynamic'}
+
+
+def cached_onnx(checkpoint, kind, make):
+    """PREFIX-NNNN[-kind].onnx beside the checkpoint, made by `make(path)`
+    when absent or made from something else (its record, PATH.json, says)."""
+    suffix = '' if kind == 'fp32' else '-' + kind
+    path = '%s-%04d%s.onnx' % (checkpoint.prefix, checkpoint.number, suffix)
+    record_path = path + '.json'
+    source = onnx_source(checkpoint, kind)
+    try:
+        with open(record_path) as f:
+            fresh = json.load(f) == source and os.path.isfile(path)
+    except (OSError, ValueError):
+        fresh = False
+    if not fresh:
+        log.info('exporting %s to %s', checkpoint.params, path)
+        make(path)
+        write_atomic(record_path, json.dumps(source, indent=1, sort_keys=True))
+    return path
+
+
+class OnnxPredictor(object):
+    """The same prediction run by ONNX Runtime, from an export cached beside
+    the checkpoint; `gpu` >= 0 uses the CUDA provider when onnxruntime-gpu
+    is installed."""
+    backend = 'onnx'
+
+    def __init__(self, checkpoint, gpu=-1):
         from .onnx_export import export, ort_session
-        path = '%s-%04d.onnx' % (prefix, epoch)
-        params = '%s-%04d.params' % (prefix, epoch)
-        if not os.path.isfile(path) or os.path.getmtime(path) < os.path.getmtime(params):
-            sym, arg_params, aux_params = load_checkpoint(prefix, epoch)
-            export(sym, arg_params, aux_params, path, 'dynamic', input_size)
-        self.session = ort_session(path)
+        path = cached_onnx(checkpoint, 'fp32', lambda out: export(
+            *load_checkpoint(checkpoint.prefix, checkpoint.number), out_path=out, batch='dynamic',
+            input_size=checkpoint.input_size))
+        self.session = ort_session(path, gpu=gpu)
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, data):
@@ -57,13 +133,28 @@ class OnnxPredictor(object):
         return self.session.run(None, {self.input_name: data})[0]
 
 
-BACKENDS = ('mxnet', 'onnx')
+def auto_backend(checkpoint, gpu):
+    """ONNX Runtime on the CPU when the network exports exactly, MXNet on a
+    GPU or for deformable networks (why is logged)."""
+    from .onnx_export import ExportError, check_exportable
+    if gpu is not None and gpu >= 0:
+        return 'mxnet', 'MXNet on GPU %d' % gpu
+    try:
+        check_exportable(inference_symbol(load_checkpoint(checkpoint.prefix,
+                                                          checkpoint.number)[0]))
+    except ExportError:
+        return 'mxnet', 'MXNet (the network has layers ONNX cannot express)'
+    return 'onnx', 'ONNX Runtime on the CPU'
 
 
-def make_predictor(prefix, epoch, ctx=None, backend='mxnet', input_size=128):
-    """A predictor of the chosen backend ('mxnet' or 'onnx')."""
+def make_predictor(checkpoint, backend='auto', gpu=-1):
+    """A predictor of `backend` for a resolved Checkpoint."""
+    if backend not in BACKENDS:
+        raise ValueError('backend must be one of %s, got %r' % (', '.join(BACKENDS), backend))
+    if backend == 'auto':
+        backend, why = auto_backend(checkpoint, gpu)
+        log.info('backend: %s', why)
     if backend == 'onnx':
-        return OnnxPredictor(prefix, epoch, input_size)
-    if backend != 'mxnet':
-        raise ValueError('backend must be one of %s, got %r' % (BACKENDS, backend))
-    return MXNetPredictor(prefix, epoch, ctx, input_size=input_size)
+        return OnnxPredictor(checkpoint, gpu)
+    from .devices import inference_context
+    return MXNetPredictor(checkpoint, inference_context(gpu))

@@ -1,87 +1,150 @@
-"""NME reports on record sets: the published protocol's figure plus the
-field's extras (other normalisations, AUC, failure rate, CED, per-image CSV)."""
+"""NME reports on record sets.
+
+`nme on X is N%` is always the figure of the published table: the original
+protocol (PIPELINE.md section 4), ground-truth box and argmax decoding. The
+lines under it say which decoder (and detector) they used. Each report goes
+to a folder of its own, named after the record set and the checkpoint: a
+per-image CSV naming every record, a CED plot and a JSON summary.
+"""
 import csv
+import io
+import json
 import logging
 import os
 
 import numpy as np
 
+from data.files import write_atomic
 from data.iterator import FaceSegIter
-from data.recordio import RecordError, RecordReader
+from data.recordio import RecordError, RecordReader, names_path
 
-from . import protocol as evaluate
+from . import protocol
 from .visualize import plot_ced
+
+log = logging.getLogger(__name__)
 
 THRESHOLDS = (0.08, 0.10)
 DATASET_TITLES = {'ibug': 'IBUG', 'cofw_testset': 'COFW', '300W': '300W',
                   'AFLW2000-3D': 'AFLW2000-3D'}
 
 
-def detector_predictions(handler, rec, dataset, cfg, decoder):
-    """Predictions of the photo pipeline (detector + alignment) on each record
-    image, the face nearest the image centre; records without a detected
-    face are counted and left out. Returns ({decoder: preds}, trips, missed)."""
+def report_folder(output, dataset, checkpoint):
+    """OUTPUT/SET-MODEL-NNNN, MODEL being the checkpoint's folder name."""
+    model = os.path.basename(os.path.dirname(os.path.abspath(checkpoint.prefix))) or 'model'
+    return os.path.join(output, '%s-%s-%04d' % (dataset, model, checkpoint.number))
+
+
+def claim_folder(folder, overwrite):
+    if os.path.exists(folder) and not overwrite:
+        raise ValueError('%s holds an earlier report; choose another --output or add '
+                         '--overwrite' % folder)
+
+
+def record_names(rec):
+    """{record key: source image name} from the set's NAME.names, if any."""
+    path = names_path(rec)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return {int(key): name for key, name in (line.rstrip('\n').split('\t', 1)
+                                                 for line in f if '\t' in line)}
+
+
+def ground_truth_box_predictions(predictor, rec, dataset, cfg, landmark_type, decoders,
+                                 batch_size=16):
+    """The protocol's own crops: ({decoder: points}, round-tripped ground
+    truth, record keys)."""
+    it = FaceSegIter(rec, cfg, batch_size, aug_level=0, workers=0,
+                     eval_crop=protocol.EvalCrop(dataset, cfg.input_img_size))
+    return protocol.predict_record_frame(lambda batch: predictor(batch.data[0].asnumpy()), it,
+                                         cfg.input_img_size, landmark_type, decoders)
+
+
+def detector_predictions(handler, rec, dataset, cfg, landmark_type):
+    """The photo pipeline (detector + alignment) on each record's image, the
+    face nearest the image centre. Returns ({key: points}, {key: round-tripped
+    ground truth}) of the records where a face was found."""
     reader = RecordReader(rec)
-    top_raise = evaluate.top_raise_for(dataset)
-    preds, trips, missed = [], [], 0
-    handler.decoder = decoder
+    top_raise = protocol.top_raise_for(dataset)
+    points, trips = {}, {}
     for key in reader.keys:
         try:
-            image, points = reader.read_face(key)
+            image, truth = reader.read_face(key)
         except RecordError as err:
-            logging.warning('skipping %s', err)
+            log.warning('skipping %s', err)
             continue
-        faces = handler.get_landmark(np.ascontiguousarray(image[:, :, ::-1]))
-        if not len(faces):
-            missed += 1
+        faces = handler.get_landmarks(np.ascontiguousarray(image[:, :, ::-1]))
+        if not faces:
             continue
-        centres = faces.mean(axis=1)
-        preds.append(faces[np.argmin(np.linalg.norm(centres - image.shape[0] / 2.0, axis=1))])
-        align, crop = evaluate.eval_transforms(points, top_raise, cfg.input_img_size)
-        trips.append(evaluate.round_trip_ground_truth(points, align, crop, cfg.landmark_type))
-    return {decoder: np.array(preds)}, np.array(trips), missed
+        centres = np.array([f.landmarks.mean(axis=0) for f in faces])
+        nearest = np.argmin(np.linalg.norm(centres - image.shape[0] / 2.0, axis=1))
+        points[key] = faces[nearest].landmarks
+        align, crop = protocol.eval_transforms(truth, top_raise, cfg.input_img_size)
+        trips[key] = protocol.round_trip_ground_truth(truth, align, crop, landmark_type)
+    return points, trips
 
 
-def evaluate_set(predictor, rec, dataset, cfg, decoder, out_dir, handler=None, batch_size=16):
-    """Evaluate one record set; prints the report and writes CSV + CED PNG.
-    With a `handler`, faces are found by its detector instead of the
-    ground-truth box."""
+def evaluate_set(predictor, rec, dataset, cfg, decoder, folder, handler=None,
+                 landmark_type=None):
+    """Evaluate one record set; prints the report, writes it to `folder`
+    and returns its summary."""
+    landmark_type = landmark_type or ('3d' if dataset in protocol.THREE_D_SETS
+                                      else cfg.get('landmark_type', '2d'))
+    decoders = ('argmax',) if decoder == 'argmax' else ('argmax', decoder)
+    preds, trips, keys = ground_truth_box_predictions(predictor, rec, dataset, cfg,
+                                                      landmark_type, decoders)
+    original = 100 * protocol.nme(preds['argmax'], trips, landmark_type)
+    chosen = {k: 100 * v for k, v in protocol.metrics(preds[decoder], trips,
+                                                      landmark_type).items()}
+    print('nme on %s is %.3f%% (the published protocol: ground-truth box, argmax decoding)'
+          % (dataset, np.mean(original)))
+    print('  %d images; ground-truth box, %s decoding: nme %.3f%%, inter-ocular %.3f%%, '
+          'box %.3f%%' % (len(trips), decoder, np.mean(chosen['nme']),
+                          np.mean(chosen['nme_ocular']), np.mean(chosen['nme_box'])))
+    summary = {'dataset': dataset, 'images': len(trips), 'nme': float(np.mean(original)),
+               'nme_%s' % decoder: float(np.mean(chosen['nme']))}
+    curves = {'ground-truth box, argmax (published protocol)': original / 100}
+    columns = [('key', keys), ('image', [record_names(rec).get(k, '') for k in keys]),
+               ('nme_argmax_pct', original)]
+    columns += [('%s_%s_pct' % (name, decoder), values) for name, values in chosen.items()]
+    final = chosen['nme']
+    if decoder != 'argmax':
+        curves['ground-truth box, %s' % decoder] = chosen['nme'] / 100
     if handler is not None:
-        preds, trips, missed = detector_predictions(handler, rec, dataset, cfg, decoder)
-        print('%s: the detector found no face in %d records (left out)' % (dataset, missed))
-        preds['argmax'] = preds[decoder]
-    else:
-        it = FaceSegIter(rec, cfg, batch_size, aug_level=0, workers=0,
-                         eval_crop=evaluate.EvalCrop(dataset, cfg.input_img_size))
-        decoders = ('argmax', decoder) if decoder != 'argmax' else ('argmax',)
-        preds, trips, _ = evaluate.predict_record_frame(
-            lambda batch: predictor(batch.data[0].asnumpy()), it, cfg.input_img_size,
-            cfg.landmark_type, decoders)
-    landmark_type = cfg.landmark_type
-    original = evaluate.nme(preds['argmax'], trips, landmark_type)
-    chosen = evaluate.metrics(preds[decoder], trips, landmark_type)
-    print('nme on %s is %.3f%%' % (dataset, 100 * np.mean(original)))
-    print('  %d images; decoder %s: nme %.3f%%, inter-ocular %.3f%%, box %.3f%%'
-          % (len(trips), decoder, 100 * np.mean(chosen['nme']),
-             100 * np.mean(chosen['nme_ocular']), 100 * np.mean(chosen['nme_box'])))
-    summary = {'dataset': dataset, 'images': len(trips), 'nme': 100 * np.mean(original),
-               'nme_' + decoder: 100 * np.mean(chosen['nme'])}
+        detected, detected_trips = detector_predictions(handler, rec, dataset, cfg,
+                                                        landmark_type)
+        found = [k for k in keys if k in detected]
+        errors = 100 * protocol.nme(np.array([detected[k] for k in found]).reshape(-1, 68, 2),
+                                    np.array([detected_trips[k] for k in found]).reshape(
+                                        -1, 68, 2), landmark_type)
+        by_key = dict(zip(found, errors))
+        detector = type(handler.detector).__name__
+        print('  with the %s detector, %s decoding: nme %.3f%% on %d images (%d without a face, '
+              'left out)' % (detector, decoder, np.mean(errors) if found else float('nan'),
+                             len(found), len(keys) - len(found)))
+        summary.update({'nme_detector': float(np.mean(errors)) if found else None,
+                        'detector': detector, 'detector_missed': len(keys) - len(found)})
+        columns.append(('nme_detector_%s_pct' % decoder, [by_key.get(k, '') for k in keys]))
+        curves['%s detector, %s' % (detector, decoder)] = errors / 100
+        final = errors
     for t in THRESHOLDS:
-        summary['auc@%.2f' % t] = evaluate.auc(chosen['nme'], t)
-        summary['failure@%.2f' % t] = 100 * evaluate.failure_rate(chosen['nme'], t)
-        print('  AUC@%.2f %.4f, failure rate@%.2f %.2f%%'
+        summary['auc@%.2f' % t] = protocol.auc(final / 100, t)
+        summary['failure@%.2f' % t] = 100 * protocol.failure_rate(final / 100, t)
+        print('  AUC@%.2f %.4f, failure rate@%.2f %.2f%% (of the line above)'
               % (t, summary['auc@%.2f' % t], t, summary['failure@%.2f' % t]))
-    os.makedirs(out_dir, exist_ok=True)
-    csv_path = os.path.join(out_dir, '%s-per-image.csv' % dataset)
-    with open(csv_path, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(['index', 'nme_argmax', 'nme_%s' % decoder, 'nme_ocular', 'nme_box'])
-        for i in range(len(trips)):
-            writer.writerow([i, '%.6f' % original[i], '%.6f' % chosen['nme'][i],
-                             '%.6f' % chosen['nme_ocular'][i], '%.6f' % chosen['nme_box'][i]])
-    ced_path = plot_ced({'%s (%s)' % (dataset, decoder): chosen['nme'],
-                         '%s (argmax, original)' % dataset: original},
-                        os.path.join(out_dir, '%s-ced.png' % dataset), max(THRESHOLDS),
-                        title='CED on %s' % dataset)
+    csv_path = os.path.join(folder, 'per-image.csv')
+    write_atomic(csv_path, _csv(columns))
+    ced_path = write_atomic(os.path.join(folder, 'ced.png'), plot_ced(
+        curves, max(THRESHOLDS), title='CED on %s' % DATASET_TITLES.get(dataset, dataset)))
+    write_atomic(os.path.join(folder, 'summary.json'), json.dumps(summary, indent=1))
     print('  per-image CSV %s, CED curve %s' % (csv_path, ced_path))
     return summary
+
+
+def _csv(columns):
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow([name for name, _ in columns])
+    for row in zip(*[values for _, values in columns]):
+        writer.writerow(['%.4f' % v if isinstance(v, (float, np.floating)) else v for v in row])
+    return text.getvalue()

@@ -1,48 +1,60 @@
-"""Matplotlib figures: landmark overlays and CED curves."""
+"""Pictures: landmark overlays drawn with OpenCV, CED curves with matplotlib."""
+import cv2
 import matplotlib
+import numpy as np
+
+from data.landmarks import GROUPS
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-# Index groups drawn as polylines (closed for eyes and lips), as the original.
-GROUPS = [(range(0, 17), False), (range(17, 22), False), (range(22, 27), False),
-          (range(27, 31), False), (range(31, 36), False), (range(36, 42), True),
-          (range(42, 48), True), (range(48, 60), True), (range(60, 68), True)]
+WHITE, CYAN, GREEN, YELLOW = (255, 255, 255), (255, 255, 0), (0, 200, 0), (0, 255, 255)
 
 
-def draw_landmarks(image_rgb, faces, path, boxes=None, numbers=False, title=None):
-    """Save a PNG of the photo with each face's 68 points as white polylines."""
-    height, width = image_rgb.shape[:2]
-    dpi = 100
-    fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
-    ax = fig.add_axes([0, 0, 1, 1])
-    ax.imshow(image_rgb)
-    ax.set_xlim(0, width)
-    ax.set_ylim(height, 0)
-    ax.axis('off')
-    line = max(1.0, min(width, height) / 400.0)
-    for k, points in enumerate(faces):
+def draw_faces(image_bgr, faces, numbers=False, title=None):
+    """A copy of the photo with each face's 68 points as white polylines
+    (jaw, brows, nose, eyes, lips), its box and score; `faces` holds objects
+    with `landmarks`, `box` and `score` (core.handler.Face)."""
+    out = np.ascontiguousarray(image_bgr).copy()
+    height, width = out.shape[:2]
+    thick = max(1, int(round(min(width, height) / 400.0)))
+    font = 0.35 * thick
+    for face in faces:
+        points = np.asarray(face.landmarks, dtype=np.float64)
+        if not np.isfinite(points).all():
+            continue
         for group, closed in GROUPS:
-            idx = list(group) + ([group[0]] if closed else [])
-            ax.plot(points[idx, 0], points[idx, 1], '-', color='white', lw=line)
-        ax.plot(points[:, 0], points[:, 1], '.', color='cyan', ms=2 * line)
-        if numbers:
-            for i, (x, y) in enumerate(points):
-                ax.text(x, y, str(i), color='yellow', fontsize=5)
-        if boxes is not None and k < len(boxes):
-            x1, y1, x2, y2 = boxes[k][:4]
-            ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color='lime',
-                                       lw=line))
+            polyline = np.round(points[list(group)]).astype(np.int32)
+            cv2.polylines(out, [polyline], closed, WHITE, thick, cv2.LINE_AA)
+        for i, (x, y) in enumerate(np.round(points).astype(int)):
+            cv2.circle(out, (int(x), int(y)), thick + 1, CYAN, -1, cv2.LINE_AA)
+            if numbers:
+                cv2.putText(out, str(i), (int(x) + 2, int(y) - 2), cv2.FONT_HERSHEY_SIMPLEX,
+                            font * 0.8, YELLOW, 1, cv2.LINE_AA)
+        x1, y1, x2, y2 = [int(round(v)) for v in face.box]
+        cv2.rectangle(out, (x1, y1), (x2, y2), GREEN, thick, cv2.LINE_AA)
+        cv2.putText(out, '%.2f' % face.score, (x1, max(y1 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX,
+                    font * 1.2, GREEN, thick, cv2.LINE_AA)
     if title:
-        ax.text(5, 15, title, color='white', fontsize=9,
-                bbox=dict(facecolor='black', alpha=0.5, lw=0))
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+        size, _ = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, font * 1.5, thick)
+        cv2.rectangle(out, (0, 0), (size[0] + 10, size[1] + 12), (0, 0, 0), -1)
+        cv2.putText(out, title, (5, size[1] + 5), cv2.FONT_HERSHEY_SIMPLEX, font * 1.5, WHITE,
+                    thick, cv2.LINE_AA)
+    return out
 
 
-def plot_ced(curves, path, threshold, title='Cumulative error distribution'):
-    """curves: {label: per-image errors}; x axis NME (%), y fraction of images."""
+def png_bytes(image_bgr):
+    ok, encoded = cv2.imencode('.png', image_bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise ValueError('PNG encoding failed')
+    return encoded.tobytes()
+
+
+def plot_ced(curves, threshold, title='Cumulative error distribution'):
+    """PNG bytes of CED curves: {label: per-image errors}; x axis NME (%),
+    y the fraction of images."""
+    import io
+
     from .protocol import auc, ced
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for label, errors in curves.items():
@@ -54,6 +66,7 @@ def plot_ced(curves, path, threshold, title='Cumulative error distribution'):
     ax.grid(alpha=0.3)
     ax.legend(loc='lower right')
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format='png', dpi=100)
     plt.close(fig)
-    return path
+    return buffer.getvalue()

@@ -1,18 +1,33 @@
-"""Build face record sets (PIPELINE.md section 1) from public raw datasets.
+"""Build face record sets (PIPELINE.md section 1) from the public raw datasets.
 
     python -m data.build --format pts --input lfpw/trainset helen/trainset afw --out data_2d/train
+    python -m data.build --format ljson --input menpo_folder --out set
     python -m data.build --format cofw --input COFW_test_color.mat --cofw-points test_annotations \\
         --out data_2d/cofw_testset
-    python -m data.build --format aflw --input AFLW2000 --out data_3d/AFLW2000-3D
+    python -m data.build --format aflw2000 --input AFLW2000 --out data_3d/AFLW2000-3D
+    python -m data.build --format 300w-lp --input 300W_LP --out data_3d/train
     python -m data.build --format dlib-xml --input training_with_face_landmarks.xml --out faces
 
 Every face is similarity-aligned by its 5 points to the template x2+80 and
-stored as a 384x384 JPEG with its 68 points (y, x). `.pts` coordinates are
-1-based (300-W convention): 1 is subtracted unless --pts-one-based-keep.
-Skipped inputs are listed with the reason; the set is written atomically.
+stored as a 384x384 JPEG with its 68 points (y, x); the image name goes to
+OUT.names. Points outside the image are kept (the aligned crop pads with
+black) and counted; a face whose points are not all finite is refused with
+the reason. The set is written atomically.
+
+Which points each format gives (all 0-based pixels once read):
+  pts       300-W .pts beside each image (header `version: 1`, `n_points: 68`);
+            1-based, so 1 is subtracted unless --pts-one-based-keep
+  ljson     menpo .ljson (versions 1-3) beside each image; (y, x), 0-based
+  cofw      COFW-68: images from IsT of COFW_test_color.mat (MATLAB v7.3 or
+            v5), points from --cofw-points DIR/{i}_points.mat ('Points', 1-based)
+  aflw2000  AFLW2000-3D: pt3d_68 (3 x 68) of the .mat beside each image, rows x, y
+  300w-lp   300W-LP: SUBSET/NAME.jpg with landmarks/SUBSET/NAME_pts.mat; pts_3d
+            (the projected 3D points, as AFLW2000-3D) or --lp-points pts_2d;
+            the *_Flip copies have no landmark files and are skipped
+  dlib-xml  dlib's imglab XML (<part name x y/>)
 """
 import argparse
-import glob
+import json
 import os
 import sys
 import xml.etree.ElementTree as ET
@@ -23,9 +38,11 @@ import scipy.io
 from tqdm import tqdm
 
 from . import geometry
-from .recordio import NUM_POINTS, RecordWriter, pack_face
+from .images import list_images
+from .landmarks import NUM_POINTS
+from .recordio import RecordWriter, pack_face
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
+PUBLISHED_COUNTS = {'ibug': 135, 'cofw_testset': 507, '300W': 600, 'AFLW2000-3D': 2000}
 
 
 class Skip(Exception):
@@ -33,20 +50,29 @@ class Skip(Exception):
 
 
 def read_image(path):
+    """RGB uint8 of an image file; Skip when it does not decode."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise Skip('unreadable image')
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def check_points(points, image):
+def check_points(points):
+    """(68, 2) finite points, or Skip with the reason."""
     points = np.asarray(points, dtype=np.float64)
-    if points.shape != (NUM_POINTS, 2):
+    if points.size != 2 * NUM_POINTS:
         raise Skip('wrong point count: %d instead of 68' % (points.size // 2))
-    height, width = image.shape[:2]
-    if (points < 0).any() or (points[:, 0] >= width).any() or (points[:, 1] >= height).any():
-        raise Skip('points outside the image')
+    points = points.reshape(NUM_POINTS, 2)
+    if not np.isfinite(points).all():
+        raise Skip('%d landmarks are not finite (missing or NaN)'
+                   % int((~np.isfinite(points)).any(axis=1).sum()))
     return points
+
+
+def outside(points, image):
+    height, width = image.shape[:2]
+    return bool((points < 0).any() or (points[:, 0] > width - 1).any()
+                or (points[:, 1] > height - 1).any())
 
 
 def aligned_record(image, points, record_id):
@@ -56,68 +82,81 @@ def aligned_record(image, points, record_id):
     return pack_face(aligned, geometry.apply(matrix, points), record_id)
 
 
-# Readers: each yields (name, image loader, points loader) per face. -------------
+# Readers: each yields (name, image loader, points loader) per face. ------------
+
+def _beside(inputs, extension):
+    """(image, annotation) pairs: images under the inputs with the
+    annotation file of the same stem beside them."""
+    for root in inputs:
+        images = [root] if os.path.isfile(root) else list_images(root)
+        for image_path in images:
+            yield image_path, os.path.splitext(image_path)[0] + extension
+
 
 def read_pts(path, one_based=True):
     """68 (x, y) points of a 300-W `.pts` file."""
     with open(path) as f:
         lines = [line.strip() for line in f if line.strip()]
     try:
+        header = dict(line.split(':', 1) for line in lines[:lines.index('{')] if ':' in line)
+        count = int(header.get('n_points', NUM_POINTS))
         start, end = lines.index('{') + 1, lines.index('}')
         points = np.array([[float(v) for v in line.split()[:2]] for line in lines[start:end]])
     except (ValueError, IndexError):
         raise Skip('malformed .pts file')
+    if count != NUM_POINTS or len(points) != count:
+        raise Skip('.pts has %d points (n_points %d), not 68' % (len(points), count))
     return points - 1 if one_based else points
 
 
-def faces_from_pts(inputs, one_based=True):
-    for root in inputs:
-        paths = [root] if os.path.isfile(root) else sorted(
-            p for ext in IMAGE_EXTENSIONS for p in glob.glob(os.path.join(root, '**', '*' + ext),
-                                                               recursive=True))
-        for image_path in paths:
-            pts_path = os.path.splitext(image_path)[0] + '.pts'
-            if not os.path.isfile(pts_path):
-                yield image_path, None, Skip('no .pts file beside the image')
-                continue
-            yield image_path, (lambda p=image_path: read_image(p)), \
-                (lambda p=pts_path: read_pts(p, one_based))
+def read_ljson(path):
+    """68 (x, y) points of a menpo .ljson (versions 1-3 store (y, x))."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        version = data.get('version', 1)
+        if version == 1:
+            points = [p['point'] for g in data['groups'] for p in g['landmarks']]
+        elif version == 2:
+            points = data['landmarks']['points']
+        else:
+            points = next(iter(data['groups'].values()))['landmarks']['points']
+        points = np.array([[np.nan if v is None else v for v in p] for p in points],
+                          dtype=np.float64)
+    except (ValueError, KeyError, TypeError, StopIteration):
+        raise Skip('malformed .ljson file')
+    return points[:, ::-1]
 
 
-def _load_mat(path):
+def faces_from_annotated_images(inputs, extension, reader):
+    for image_path, annotation in _beside(inputs, extension):
+        if not os.path.isfile(annotation):
+            yield image_path, None, Skip('no %s file beside the image' % extension)
+            continue
+        yield image_path, (lambda p=image_path: read_image(p)), (lambda a=annotation: reader(a))
+
+
+def _matlab(path):
+    """A .mat file: scipy for v5, h5py for v7.3 (HDF5)."""
     try:
         return scipy.io.loadmat(path)
-    except NotImplementedError:
-        import h5py  # MATLAB v7.3 files are HDF5
+    except (NotImplementedError, ValueError):
+        import h5py
         return h5py.File(path, 'r')
 
 
-def faces_from_aflw(inputs):
-    """AFLW2000-3D / 300W-LP: `name.jpg` beside `name.mat` holding pt3d_68
-    (3 x 68); the first two rows are the 2D projection."""
-    for root in inputs:
-        for mat_path in sorted(glob.glob(os.path.join(root, '**', '*.mat'), recursive=True)):
-            image_path = os.path.splitext(mat_path)[0] + '.jpg'
-
-            def points(p=mat_path):
-                mat = scipy.io.loadmat(p)
-                if 'pt3d_68' not in mat:
-                    raise Skip('no pt3d_68 in the .mat file')
-                return np.asarray(mat['pt3d_68'])[:2].T
-            yield image_path, (lambda p=image_path: read_image(p)), points
-
-
 def faces_from_cofw(inputs, points_dir):
-    """COFW-68 test: images from the `IsT` cell array of the COFW .mat file,
-    points from `points_dir/{i}_points.mat` ('Points', 68 x 2, 1-based)."""
+    """COFW-68 test: images from the `IsT` cell array, points from
+    `points_dir/{i}_points.mat` ('Points', 68 x 2, 1-based)."""
     for mat_path in inputs:
-        mat = _load_mat(mat_path)
-        images = mat['IsT']
-        count = images.shape[0] if hasattr(images, 'shape') else len(images)
-        for i in range(count):
-            def image(i=i):
-                ref = images[i][0] if isinstance(mat, dict) else mat[images[0][i]][()].T
-                array = np.asarray(ref)
+        mat = _matlab(mat_path)
+        cells = mat['IsT']
+        v73 = not isinstance(mat, dict)
+        refs = np.asarray(cells).reshape(-1)
+
+        for i, ref in enumerate(refs):
+            def image(ref=ref):
+                array = np.asarray(mat[ref]).T if v73 else np.asarray(ref)
                 if array.ndim == 2:
                     array = np.stack([array] * 3, axis=-1)
                 return np.ascontiguousarray(array.astype(np.uint8))
@@ -128,6 +167,41 @@ def faces_from_cofw(inputs, points_dir):
                     raise Skip('no %s' % path)
                 return np.asarray(scipy.io.loadmat(path)['Points'], dtype=np.float64) - 1
             yield '%s[%d]' % (mat_path, i + 1), image, points
+
+
+def faces_from_aflw2000(inputs):
+    """AFLW2000-3D: `name.jpg` beside `name.mat` holding pt3d_68 (3 x 68);
+    its first two rows are the projected x, y."""
+    def points(path):
+        mat = scipy.io.loadmat(path)
+        if 'pt3d_68' not in mat:
+            raise Skip('no pt3d_68 in %s' % path)
+        return np.asarray(mat['pt3d_68'])[:2].T
+    return faces_from_annotated_images(inputs, '.mat', points)
+
+
+def faces_from_300w_lp(inputs, which='pts_3d'):
+    """300W-LP: SUBSET/NAME.jpg with landmarks/SUBSET/NAME_pts.mat."""
+    for root in inputs:
+        for image_path in list_images(root):
+            subset, name = os.path.basename(os.path.dirname(image_path)), os.path.basename(
+                image_path)
+            if os.path.basename(os.path.dirname(os.path.dirname(image_path))) == 'landmarks':
+                continue
+            stem = os.path.splitext(name)[0]
+            marks = os.path.join(root, 'landmarks', subset, stem + '_pts.mat')
+            if not os.path.isfile(marks):
+                reason = ('a mirrored copy without landmarks' if subset.endswith('_Flip')
+                          else 'no landmarks/%s/%s_pts.mat' % (subset, stem))
+                yield image_path, None, Skip(reason)
+                continue
+
+            def points(path=marks):
+                mat = scipy.io.loadmat(path)
+                if which not in mat:
+                    raise Skip('no %s in %s' % (which, path))
+                return np.asarray(mat[which], dtype=np.float64)
+            yield image_path, (lambda p=image_path: read_image(p)), points
 
 
 def faces_from_dlib_xml(inputs):
@@ -144,9 +218,21 @@ def faces_from_dlib_xml(inputs):
                 yield '%s#%d' % (image_path, b), (lambda p=image_path: read_image(p)), points
 
 
+READERS = {
+    'pts': lambda args: faces_from_annotated_images(
+        args.input, '.pts', lambda p: read_pts(p, not args.pts_one_based_keep)),
+    'ljson': lambda args: faces_from_annotated_images(args.input, '.ljson', read_ljson),
+    'cofw': lambda args: faces_from_cofw(args.input, args.cofw_points),
+    'aflw2000': lambda args: faces_from_aflw2000(args.input),
+    '300w-lp': lambda args: faces_from_300w_lp(args.input, args.lp_points),
+    'dlib-xml': lambda args: faces_from_dlib_xml(args.input),
+}
+
+
 def build(faces, out_prefix, progress=True):
-    """Write every usable face; returns (written count, [(name, reason)])."""
-    skipped = []
+    """Write every face with finite points; returns (written, kept with
+    points outside their image, [(name, reason) skipped])."""
+    skipped, outside_count = [], 0
     with RecordWriter(out_prefix) as writer:
         for name, image_fn, points_fn in tqdm(list(faces), disable=not progress, unit='face'):
             if isinstance(points_fn, Skip):
@@ -154,46 +240,54 @@ def build(faces, out_prefix, progress=True):
                 continue
             try:
                 image = image_fn()
-                points = check_points(points_fn(), image)
-                writer.write(aligned_record(image, points, writer.count))
+                points = check_points(points_fn())
             except Skip as reason:
                 skipped.append((name, str(reason)))
+                continue
+            outside_count += outside(points, image)
+            writer.write(aligned_record(image, points, writer.count), name)
         if writer.count == 0:
-            raise RuntimeError('no usable face in the inputs; nothing written to %s.rec'
-                               % out_prefix)
-    return writer.count, skipped
+            raise ValueError('no usable face in the inputs; nothing written to %s.rec'
+                             % out_prefix)
+    return writer.count, outside_count, skipped
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description='Build a face record set (384x384 aligned '
-                                     'JPEG + 68 points) from raw landmark datasets.')
-    parser.add_argument('--format', required=True, choices=['pts', 'cofw', 'aflw', 'dlib-xml'])
+                                     'JPEG + 68 points) from raw landmark datasets.',
+                                     epilog='Formats and their points: see `pydoc data.build`.')
+    parser.add_argument('--format', required=True, choices=sorted(READERS))
     parser.add_argument('--input', required=True, nargs='+',
-                        help='folders (pts, aflw), .mat files (cofw) or XML files (dlib-xml)')
-    parser.add_argument('--out', required=True, help='output prefix: writes PREFIX.rec/.idx')
-    parser.add_argument('--cofw-points', help='folder of COFW-68 {i}_points.mat files')
+                        help='folders or images (pts, ljson, aflw2000, 300w-lp), the .mat (cofw) '
+                        'or XML files (dlib-xml)')
+    parser.add_argument('--out', required=True, help='output prefix: writes OUT.rec/.idx/.names')
+    parser.add_argument('--cofw-points', help='folder of the COFW-68 {i}_points.mat files')
+    parser.add_argument('--lp-points', default='pts_3d', choices=['pts_3d', 'pts_2d'],
+                        help='300W-LP points (default pts_3d, the projected 3D landmarks)')
     parser.add_argument('--pts-one-based-keep', action='store_true',
                         help='keep .pts coordinates as written (default subtracts 1)')
     args = parser.parse_args(argv)
     for path in args.input:
         if not os.path.exists(path):
             parser.error('input %s does not exist' % path)
-    if args.format == 'pts':
-        faces = faces_from_pts(args.input, one_based=not args.pts_one_based_keep)
-    elif args.format == 'aflw':
-        faces = faces_from_aflw(args.input)
-    elif args.format == 'cofw':
-        if not args.cofw_points:
-            parser.error('--format cofw needs --cofw-points DIR')
-        faces = faces_from_cofw(args.input, args.cofw_points)
-    else:
-        faces = faces_from_dlib_xml(args.input)
-    count, skipped = build(faces, args.out)
-    print('wrote %d faces to %s.rec' % (count, args.out))
+    if args.format == 'cofw' and not args.cofw_points:
+        parser.error('--format cofw needs --cofw-points DIR')
+    try:
+        count, kept_outside, skipped = build(READERS[args.format](args), args.out)
+    except ValueError as err:
+        print('error: %s' % err, file=sys.stderr)
+        return 1
     if skipped:
-        print('skipped %d inputs:' % len(skipped))
+        print('skipped %d input%s:' % (len(skipped), '' if len(skipped) == 1 else 's'))
         for name, reason in skipped:
             print('  %s: %s' % (name, reason))
+    print('wrote %d face%s to %s.rec (%d with points outside their image, kept: the aligned crop '
+          'pads)' % (count, '' if count == 1 else 's', args.out, kept_outside))
+    published = PUBLISHED_COUNTS.get(os.path.basename(args.out))
+    if published:
+        print('the published %s set has %d faces%s' % (
+            os.path.basename(args.out), published,
+            '' if published == count else '; this build differs by %d' % (count - published)))
     return 0
 
 

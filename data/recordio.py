@@ -11,7 +11,7 @@ import struct
 import cv2
 import numpy as np
 
-from .files import AtomicFile, WriteError
+from .files import AtomicFile, WriteError, write_atomic
 from .landmarks import NUM_POINTS
 
 MAGIC = 0xced7230a
@@ -25,6 +25,12 @@ class RecordError(ValueError):
 
 def index_path(rec_path):
     return os.path.splitext(rec_path)[0] + '.idx'
+
+
+def names_path(rec_path):
+    """NAME.names: the source image of each record (key TAB name), written
+    by the builders so that reports can name every image."""
+    return os.path.splitext(rec_path)[0] + '.names'
 
 
 def pack_face(image_rgb, landmarks, record_id=0, quality=95):
@@ -161,11 +167,11 @@ class RecordReader(object):
 
 
 class RecordWriter(object):
-    """Write `PREFIX.rec` + `PREFIX.idx` safely: records go to temporary
-    files, flushed, fsynced and renamed into place by `commit()`; leaving
-    the `with` block through an exception deletes them, so a failed build
-    never leaves a half set. A failed write raises WriteError naming the
-    file and the cause."""
+    """Write `PREFIX.rec` + `PREFIX.idx` (+ `PREFIX.names` when records are
+    named) safely: records go to temporary files, flushed, fsynced and
+    renamed into place by `commit()`; leaving the `with` block through an
+    exception deletes them, so a failed build never leaves a half set. A
+    failed write raises WriteError naming the file and the cause."""
 
     def __init__(self, prefix):
         self.rec_path = str(prefix) + '.rec'
@@ -178,9 +184,13 @@ class RecordWriter(object):
             self._files[0]._discard()
             raise
         self.count = 0
+        self.names = []
 
-    def write(self, payload):
-        """Append a payload; its key is the running count."""
+    def write(self, payload, name=None):
+        """Append a payload; its key is the running count. `name` (the
+        source image) goes to PREFIX.names."""
+        if name is not None:
+            self.names.append('%d\t%s\n' % (self.count, name.replace('\n', ' ')))
         try:
             offset = self._rec.tell()
             self._rec.write(struct.pack('<II', MAGIC, len(payload)) + payload)
@@ -193,6 +203,8 @@ class RecordWriter(object):
     def commit(self):
         for atomic in self._files:
             atomic.__exit__(None, None, None)
+        if self.names:
+            write_atomic(names_path(self.rec_path), ''.join(self.names))
 
     def abort(self):
         for atomic in self._files:

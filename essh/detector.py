@@ -1,4 +1,5 @@
 """ESSH face detector (PIPELINE.md section 6): boxes, scores and 5 points."""
+import collections
 import os
 
 import cv2
@@ -6,6 +7,8 @@ import mxnet as mx
 import numpy as np
 
 import cython_ext
+
+from .base import Detections, Detector
 
 STRIDES = (32, 16, 8)
 ANCHOR_SCALES = {32: (32, 16), 16: (8, 4), 8: (2, 1)}
@@ -52,28 +55,39 @@ def decode_landmarks(anchors, deltas):
     return out
 
 
-class ESSHDetector(object):
-    """Load `prefix-symbol.json` + `prefix-%04d.params`; ctx_id -1 is the CPU."""
+class ESSHDetector(Detector):
+    """ESSH from `prefix-symbol.json` + `prefix-%04d.params` on `ctx`:
+    boxes, scores and five points. One bound executor per image shape is
+    kept for the last EXECUTORS shapes, so memory stays bounded over a
+    folder of photos of many sizes."""
+    has_points = True
+    EXECUTORS = 4
 
-    def __init__(self, prefix, epoch=0, ctx_id=-1):
-        self.ctx = mx.cpu() if ctx_id < 0 else mx.gpu(ctx_id)
+    def __init__(self, prefix, epoch=0, ctx=None, threshold=0.4, scales=(1.0,)):
+        super(ESSHDetector, self).__init__(threshold)
+        self.ctx, self.scales = ctx or mx.cpu(), scales
         for path in ('%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, epoch)):
             if not os.path.isfile(path):
                 raise FileNotFoundError('ESSH detector file %s does not exist (download it with '
                                         '`python -m tools.download essh`)' % path)
         self.sym, self.arg_params, self.aux_params = mx.model.load_checkpoint(prefix, epoch)
-        self._executors = {}
+        self._executors = collections.OrderedDict()
         self._anchors = {s: base_anchors(ANCHOR_SCALES[s]) for s in STRIDES}
 
+    def _executor(self, shape):
+        exe = self._executors.pop(shape, None)
+        if exe is None:
+            while len(self._executors) >= self.EXECUTORS:
+                self._executors.popitem(last=False)
+            exe = self.sym.simple_bind(self.ctx, data=shape, grad_req='null')
+            exe.copy_params_from(self.arg_params, self.aux_params, allow_extra_params=True)
+        self._executors[shape] = exe
+        return exe
+
     def _forward(self, image_rgb):
-        height, width = image_rgb.shape[:2]
         data = image_rgb.astype(np.float32) - np.array(PIXEL_MEANS, dtype=np.float32)
         data = data.transpose(2, 0, 1)[None]
-        exe = self._executors.get(data.shape)
-        if exe is None:
-            exe = self.sym.simple_bind(self.ctx, data=data.shape, grad_req='null')
-            exe.copy_params_from(self.arg_params, self.aux_params, allow_extra_params=True)
-            self._executors[data.shape] = exe
+        exe = self._executor(data.shape)
         exe.forward(is_train=False, data=mx.nd.array(data, ctx=self.ctx))
         return [o.asnumpy() for o in exe.outputs]
 
@@ -105,9 +119,9 @@ class ESSHDetector(object):
             rows.append(np.hstack([boxes / scale, scores[order, None], marks / scale]))
         return rows
 
-    def detect(self, img_bgr, threshold=0.4, scales=(1.0,)):
-        """Rows (x1, y1, x2, y2, score, 5 x (x, y)), best first; (0, 15) when
-        there is no face."""
+    def detect_rows(self, img_bgr, threshold=0.4, scales=(1.0,)):
+        """The contract of PIPELINE.md section 6: rows (x1, y1, x2, y2,
+        score, 5 x (x, y)), best first; (0, 15) when there is no face."""
         image_rgb = np.ascontiguousarray(img_bgr[:, :, ::-1])
         rows = []
         for k, scale in enumerate(scales):
@@ -120,3 +134,7 @@ class ESSHDetector(object):
         keep = cython_ext.nms(np.ascontiguousarray(dets[:, :5]), NMS_THRESHOLD)
         dets = dets[keep]
         return dets[dets[:, 4] >= threshold]
+
+    def _detect(self, image_bgr):
+        rows = self.detect_rows(image_bgr, self.threshold, self.scales).astype(np.float64)
+        return Detections(rows[:, :4], rows[:, 4], rows[:, 5:].reshape(-1, 5, 2))

@@ -32,3 +32,34 @@ def small_cfg():
         cfg.update(overrides)
         return cfg
     return make
+
+
+def write_small_checkpoint(prefix, input_size=128, seed=0):
+    """A checkpoint of a small network with Xavier weights, its configuration
+    saved beside it as a training run does."""
+    import mxnet as mx
+
+    from core import checkpoint, run
+    from core.config import load_config
+    from symbol import get_symbol, param_shapes
+    cfg = load_config('hourglass', 'i2d', ['multiplier=0.125', 'net_stacks=1', 'net_n=2',
+                                           'net_block=resnet', 'input_img_size=%d' % input_size])
+    sym = get_symbol(cfg)
+    shapes = param_shapes(sym, (1, 3, input_size, input_size), (1, 68, 64, 64))
+    mx.random.seed(seed)
+    init = mx.init.Xavier()
+    args, aux = {}, {}
+    for name, shape in shapes.items():
+        if name in sym.list_auxiliary_states():
+            aux[name] = mx.nd.ones(shape) if name.endswith('var') else mx.nd.zeros(shape)
+        else:
+            args[name] = mx.nd.zeros(shape)
+            init(mx.init.InitDesc(name), args[name])
+    checkpoint.save_checkpoint(str(prefix), 0, sym, args, aux)
+    run.save_config(str(prefix), cfg)
+    return str(prefix)
+
+
+@pytest.fixture(scope='session')
+def small_checkpoint(tmp_path_factory):
+    return write_small_checkpoint(tmp_path_factory.mktemp('ckpt') / 'model')

@@ -90,46 +90,6 @@ def test_dlib_records_are_aligned_rgb_with_yx_labels(dlib_records):
         assert rgb_error < 6 and rgb_error < bgr_error
 
 
-def _write_pts(path, points):
-    with open(path, 'w') as f:
-        f.write('version: 1\nn_points: %d\n{\n' % len(points))
-        f.writelines('%.3f %.3f\n' % (x, y) for x, y in points)
-        f.write('}\n')
-
-
-def test_pts_builder_reports_skipped_inputs(tmp_path, capsys):
-    rng = np.random.default_rng(0)
-    image, points = synth.synth_face(rng)
-    cv2.imwrite(str(tmp_path / 'good.jpg'), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    _write_pts(tmp_path / 'good.pts', points + 1)          # 1-based, as 300-W
-    cv2.imwrite(str(tmp_path / 'short.jpg'), image)
-    _write_pts(tmp_path / 'short.pts', points[:67] + 1)
-    cv2.imwrite(str(tmp_path / 'outside.jpg'), image)
-    _write_pts(tmp_path / 'outside.pts', points + [500, 0])
-    (tmp_path / 'broken.jpg').write_bytes(b'not a jpeg')
-    _write_pts(tmp_path / 'broken.pts', points + 1)
-    cv2.imwrite(str(tmp_path / 'alone.png'), image)
-    out = str(tmp_path / 'out' / 'set')
-    assert build.main(['--format', 'pts', '--input', str(tmp_path), '--out', out]) == 0
-    report = capsys.readouterr().out
-    assert 'wrote 1 faces' in report and 'skipped 4 inputs' in report
-    for name, reason in (('short.jpg', 'wrong point count'), ('outside.jpg', 'outside the image'),
-                         ('broken.jpg', 'unreadable image'), ('alone.png', 'no .pts')):
-        assert any(name in line and reason in line for line in report.splitlines()), name
-    _, stored = RecordReader(out + '.rec').read_face(0)
-    np.testing.assert_allclose(stored, geometry.apply(geometry.alignment_transform(points),
-                                                      points), atol=1e-3)
-
-
-def test_builder_never_leaves_a_half_set(tmp_path):
-    (tmp_path / 'broken.jpg').write_bytes(b'junk')
-    _write_pts(tmp_path / 'broken.pts', np.zeros((68, 2)) + 5)
-    out = tmp_path / 'out' / 'set'
-    with pytest.raises(RuntimeError, match='no usable face'):
-        build.main(['--format', 'pts', '--input', str(tmp_path), '--out', str(out)])
-    assert not list((tmp_path / 'out').iterdir())
-
-
 class FixedDraws(object):
     """Stands in for the random generator to force rotation, scale and mirror."""
 

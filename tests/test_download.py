@@ -1,4 +1,6 @@
-"""tools.download against a local HTTP server that imitates Google Drive."""
+"""tools.download against a local stand-in for today's Google Drive: a 303
+from drive.google.com/uc to a second host, the "cannot scan this file" form
+(hidden id, export, confirm, uuid), quota pages, 429s, resumed ranges."""
 import io
 import threading
 import zipfile
@@ -10,15 +12,34 @@ import numpy as np
 import pytest
 
 from core import checkpoint
-from symbol import get_symbol, param_shapes
 from core.config import published_config
+from symbol import get_symbol, param_shapes
 from tools import download
 
+UUID = '5f1e-77aa'
+FORM = ('<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>'
+        '<p class="uc-warning-subcaption">Google Drive can\'t scan this file for viruses.</p>'
+        '<form method="get" action="%(action)s" id="download-form">'
+        '<input type="submit" id="uc-download-link" value="Download anyway"/>'
+        '<input value="%(id)s" type="hidden" name="id">'
+        '<input type="hidden" value="download" name="export">'
+        '<input name="confirm" type="hidden" value="t">'
+        '<input type="hidden" name="uuid" value="' + UUID + '"></form></body></html>')
+QUOTA = ('<html><head><title>Google Drive - Quota exceeded</title></head><body>'
+         '<p class="uc-error-caption">Sorry, you can\'t view or download this file at this '
+         'time.</p><p class="uc-error-subcaption">Too many users have viewed or downloaded this '
+         'file recently. Please try accessing the file again later.</p></body></html>')
 
-class FakeDrive(BaseHTTPRequestHandler):
-    """Small files come at once; large ones after a confirmation page; a file
-    may be cut short once (an interrupted transfer); Range requests resume."""
-    files, large, cut_once, requests = {}, set(), set(), []
+
+class Drive(object):
+    files, large, quota, cut_once, busy_once, bad_range, dead = {}, set(), set(), set(), set(), \
+        set(), set()
+    requests = []
+    content_host = None
+
+
+class FirstHost(BaseHTTPRequestHandler):
+    """drive.google.com/uc: redirects to the content host."""
 
     def log_message(self, *args):
         pass
@@ -26,35 +47,62 @@ class FakeDrive(BaseHTTPRequestHandler):
     def do_GET(self):
         query = parse_qs(urlparse(self.path).query)
         file_id = query.get('id', [''])[0]
-        type(self).requests.append((file_id, query.get('confirm', [''])[0],
-                                    self.headers.get('Range')))
-        if file_id not in self.files:
-            self.send_response(404)
-            self.end_headers()
+        Drive.requests.append(('uc', file_id, dict(query), None))
+        if file_id in Drive.dead:
+            self.connection.close()
             return
-        if file_id in self.large and query.get('confirm', [''])[0] != 't0k3n':
-            page = ('<html><body>Google Drive can\'t scan this file for viruses. <a id="uc" '
-                    'href="/uc?export=download&amp;confirm=t0k3n&amp;id=%s">Download anyway</a>'
-                    '</body></html>' % file_id).encode()
-            self.send_response(200)
-            self.send_header('Content-Type', 'text/html; charset=utf-8')
-            self.send_header('Content-Length', str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-            return
-        body = self.files[file_id]
-        start = 0
+        self.send_response(303)
+        self.send_header('Location', '%s/download?id=%s&export=download'
+                         % (Drive.content_host, file_id))
+        self.end_headers()
+
+
+class ContentHost(BaseHTTPRequestHandler):
+    """drive.usercontent.google.com/download."""
+
+    def log_message(self, *args):
+        pass
+
+    def _page(self, code, text):
+        body = text.encode()
+        self.send_response(code)
+        self.send_header('Content-Type', 'text/html; charset=utf-8')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        query = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
+        file_id = query.get('id', '')
+        Drive.requests.append(('download', file_id, query, self.headers.get('Range')))
+        if file_id not in Drive.files:
+            return self._page(404, '<html><title>Not Found</title></html>')
+        if file_id in Drive.quota:
+            return self._page(200, QUOTA)
+        if file_id in Drive.busy_once:
+            Drive.busy_once.discard(file_id)
+            return self._page(429, '<html><title>Too many requests</title></html>')
+        confirmed = (query.get('confirm'), query.get('uuid'), query.get('authuser')) == (
+            't', UUID, '0')
+        if file_id in Drive.large and not confirmed:
+            return self._page(200, FORM % {'id': file_id,
+                                           'action': Drive.content_host + '/download?authuser=0'})
+        body, start = Drive.files[file_id], 0
         if self.headers.get('Range'):
             start = int(self.headers['Range'].split('=')[1].rstrip('-'))
+            claimed = 0 if file_id in Drive.bad_range else start
             self.send_response(206)
-            self.send_header('Content-Range', 'bytes %d-%d/%d' % (start, len(body) - 1, len(body)))
+            self.send_header('Content-Range', 'bytes %d-%d/%d' % (claimed, len(body) - 1,
+                                                                   len(body)))
+            if file_id in Drive.bad_range:
+                start = 0
         else:
             self.send_response(200)
         self.send_header('Content-Type', 'application/octet-stream')
         self.send_header('Content-Length', str(len(body) - start))
         self.end_headers()
-        if file_id in self.cut_once:
-            self.cut_once.discard(file_id)
+        if file_id in Drive.cut_once:
+            Drive.cut_once.discard(file_id)
             self.wfile.write(body[start:start + len(body) // 3])
             self.wfile.flush()
             self.connection.shutdown(2)
@@ -64,12 +112,17 @@ class FakeDrive(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def drive():
-    server = ThreadingHTTPServer(('127.0.0.1', 0), FakeDrive)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    FakeDrive.files, FakeDrive.large, FakeDrive.cut_once, FakeDrive.requests = {}, set(), set(), []
-    yield 'http://127.0.0.1:%d/uc' % server.server_address[1]
-    server.shutdown()
+    servers = [ThreadingHTTPServer(('127.0.0.1', 0), handler)
+               for handler in (FirstHost, ContentHost)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    Drive.files, Drive.requests = {}, []
+    for name in ('large', 'quota', 'cut_once', 'busy_once', 'bad_range', 'dead'):
+        setattr(Drive, name, set())
+    Drive.content_host = 'http://localhost:%d' % servers[1].server_address[1]   # another host
+    yield 'http://127.0.0.1:%d/uc' % servers[0].server_address[1]
+    for server in servers:
+        server.shutdown()
 
 
 def _checkpoint_zip(tmp_path, name, folder='model-hg2d3-cab', stem='model', epoch=0):
@@ -90,57 +143,110 @@ def _checkpoint_zip(tmp_path, name, folder='model-hg2d3-cab', stem='model', epoc
     return buffer.getvalue(), args
 
 
-def test_small_file_downloads_unpacks_and_checks(drive, tmp_path):
-    archive, args = _checkpoint_zip(tmp_path, 'hg2d3-cab', folder='inner', stem='weights', epoch=7)
-    asset = download.assets()['hg2d3-cab']
-    FakeDrive.files[asset.drive_id] = archive
-    root = tmp_path / 'root'
-    target = download.download(asset, root=str(root), base_url=drive, progress=False)
-    sym, loaded, _ = mx.model.load_checkpoint(target + '/model', 0)
+ASSET = download.assets()['hg2d3-cab']
+
+
+def _get(drive, tmp_path):
+    return download.download(ASSET, root=str(tmp_path / 'root'), base_url=drive, progress=False,
+                             backoff=0.01)
+
+
+def test_small_file_through_the_redirect(drive, tmp_path):
+    archive, args = _checkpoint_zip(tmp_path, 'hg2d3-cab', folder='inner', stem='weights',
+                                    epoch=7)
+    Drive.files[ASSET.drive_id] = archive
+    target = _get(drive, tmp_path)
+    _, loaded, _ = mx.model.load_checkpoint(target + '/model', 0)
     np.testing.assert_array_equal(loaded['heatmap_weight'].asnumpy(),
                                   args['heatmap_weight'].asnumpy())
-    assert download.present(asset, str(root))
-    assert not list((root / '.downloads').iterdir())
-    assert len(FakeDrive.requests) == 1
+    assert download.present(ASSET, str(tmp_path / 'root'))
+    assert not list((tmp_path / 'root' / '.downloads').iterdir())
+    assert [r[0] for r in Drive.requests] == ['uc', 'download']
 
 
-def test_large_file_confirmation_and_resumed_transfer(drive, tmp_path):
+def test_large_file_form_and_a_resumed_transfer(drive, tmp_path):
     archive, _ = _checkpoint_zip(tmp_path, 'hg2d3-cab')
-    asset = download.assets()['hg2d3-cab']
-    FakeDrive.files[asset.drive_id] = archive
-    FakeDrive.large.add(asset.drive_id)
-    FakeDrive.cut_once.add(asset.drive_id)
-    root = tmp_path / 'root'
-    download.download(asset, root=str(root), base_url=drive, progress=False)
-    confirmations = [r for r in FakeDrive.requests if r[1] == 't0k3n']
-    assert FakeDrive.requests[0][1] == '' and len(confirmations) == 2
-    assert confirmations[0][2] is None
-    assert confirmations[1][2] == 'bytes=%d-' % (len(archive) // 3)
-    assert (root / 'models' / 'model-hg2d3-cab' / 'model-0000.params').is_file()
+    Drive.files[ASSET.drive_id] = archive
+    Drive.large.add(ASSET.drive_id)
+    Drive.cut_once.add(ASSET.drive_id)
+    _get(drive, tmp_path)
+    confirmed = [r for r in Drive.requests if r[2].get('uuid') == UUID]
+    assert len(confirmed) == 2
+    assert confirmed[0][2] == {'id': ASSET.drive_id, 'export': 'download', 'confirm': 't',
+                               'uuid': UUID, 'authuser': '0'}
+    assert confirmed[0][3] is None and confirmed[1][3] == 'bytes=%d-' % (len(archive) // 3)
+    assert (tmp_path / 'root' / 'models' / 'model-hg2d3-cab' / 'model-0000.params').is_file()
 
 
-def test_corrupt_archive_is_rejected_without_partial_model(drive, tmp_path):
+def test_a_quota_page_shows_googles_message(drive, tmp_path):
+    Drive.files[ASSET.drive_id] = b'x'
+    Drive.quota.add(ASSET.drive_id)
+    with pytest.raises(download.DownloadError) as err:
+        _get(drive, tmp_path)
+    assert str(err.value) == (
+        "hg2d3-cab: Drive answered with a page instead of the file: Sorry, you can't view or "
+        "download this file at this time. Too many users have viewed or downloaded this file "
+        "recently. Please try accessing the file again later.")
+
+
+def test_a_404_is_not_retried_and_names_the_asset(drive, tmp_path):
+    with pytest.raises(download.DownloadError, match=r'^hg2d3-cab: Drive answered 404 Not Found'):
+        _get(drive, tmp_path)
+    assert [r[0] for r in Drive.requests] == ['uc', 'download']
+
+
+def test_429_and_connection_errors_back_off_then_give_up(drive, tmp_path, capsys):
+    archive, _ = _checkpoint_zip(tmp_path, 'hg2d3-cab')
+    Drive.files[ASSET.drive_id] = archive
+    Drive.busy_once.add(ASSET.drive_id)
+    _get(drive, tmp_path)
+    assert 'Drive answered 429' in capsys.readouterr().err
+    Drive.dead.add('dead-id')
+    with pytest.raises(download.DownloadError, match='transfer failed after 5 attempts'):
+        download.fetch('essh', 'dead-id', str(tmp_path / 'x'), drive, False, backoff=0.01)
+    waits = [line for line in capsys.readouterr().err.splitlines() if 'trying again' in line]
+    assert [w.rsplit(' in ', 1)[1] for w in waits] == ['0 s'] * 4
+    assert len([r for r in Drive.requests if r[1] == 'dead-id']) == 5
+
+
+def test_a_resume_that_does_not_start_where_asked_starts_over(drive, tmp_path, capsys):
+    archive, _ = _checkpoint_zip(tmp_path, 'hg2d3-cab')
+    Drive.files[ASSET.drive_id] = archive
+    Drive.cut_once.add(ASSET.drive_id)
+    Drive.bad_range.add(ASSET.drive_id)
+    _get(drive, tmp_path)
+    assert 'did not resume at byte %d; starting over' % (len(archive) // 3) in \
+        capsys.readouterr().err
+    assert (tmp_path / 'root' / 'models' / 'model-hg2d3-cab' / 'model-0000.params').is_file()
+
+
+def test_corrupt_and_escaping_archives_install_nothing(drive, tmp_path):
     archive, _ = _checkpoint_zip(tmp_path, 'hg2d3-cab')
     damaged = bytearray(archive)
     damaged[len(damaged) // 2:len(damaged) // 2 + 4096] = b'\xff' * 4096
-    asset = download.assets()['hg2d3-cab']
-    FakeDrive.files[asset.drive_id] = bytes(damaged)
-    root = tmp_path / 'root'
-    with pytest.raises(download.DownloadError, match='corrupt|damaged'):
-        download.download(asset, root=str(root), base_url=drive, progress=False)
-    models = root / 'models'
+    Drive.files[ASSET.drive_id] = bytes(damaged)
+    with pytest.raises(download.DownloadError, match='hg2d3-cab: .*(corrupt|damaged)'):
+        _get(drive, tmp_path)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, 'w') as z:
+        z.writestr('model-hg2d3-cab/model-symbol.json', '{}')
+        z.writestr('../../escaped.txt', 'outside')
+    Drive.files[ASSET.drive_id] = buffer.getvalue()
+    with pytest.raises(download.DownloadError, match='escaped.txt would be written outside'):
+        _get(drive, tmp_path)
+    assert not list(tmp_path.rglob('escaped.txt'))
+    models = tmp_path / 'root' / 'models'
     assert not models.exists() or not list(models.iterdir())
-    assert not list((root / '.downloads').iterdir())
+    assert not list((tmp_path / 'root' / '.downloads').iterdir())
 
 
 def test_checkpoint_of_another_network_is_refused(drive, tmp_path):
     archive, _ = _checkpoint_zip(tmp_path, 'hg2d3-hpm')
-    asset = download.assets()['hg2d3-cab']
-    FakeDrive.files[asset.drive_id] = archive
-    root = tmp_path / 'root'
-    with pytest.raises(download.DownloadError, match='does not match the hg2d3-cab network'):
-        download.download(asset, root=str(root), base_url=drive, progress=False)
-    assert not (root / 'models' / 'model-hg2d3-cab').exists()
+    Drive.files[ASSET.drive_id] = archive
+    with pytest.raises(download.DownloadError,
+                       match='hg2d3-cab: the checkpoint in the archive does not match'):
+        _get(drive, tmp_path)
+    assert not (tmp_path / 'root' / 'models' / 'model-hg2d3-cab').exists()
 
 
 def test_list_shows_available_and_present(capsys):

@@ -1,9 +1,6 @@
 """Detector decoding, the evaluation protocol and metrics, and test.py."""
-import json
+import csv
 import re
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import cv2
@@ -11,15 +8,14 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import test as test_script
 from core import checkpoint
 from core import protocol as evaluate
 from core.config import load_config
 from data import build
-from data.images import to_bgr8
 from data.iterator import FaceSegIter
-from essh import ESSHDetector
-from symbol import get_symbol, param_shapes
+from data.recordio import RecordReader, RecordWriter, pack_face
+import essh
+from essh.detector import ESSHDetector
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,12 +110,26 @@ def _reference_detect(sym, args, image_bgr, threshold, scales):
 def test_essh_detect_matches_independent_decoding(tmp_path, scales):
     sym, args = _tiny_essh(str(tmp_path / 'essh'))
     image = np.random.RandomState(1).randint(0, 255, (96, 128, 3)).astype(np.uint8)
-    detector = ESSHDetector(str(tmp_path / 'essh'), 0, ctx_id=-1)
-    ours = detector.detect(image, threshold=0.4, scales=scales)
+    detector = ESSHDetector(str(tmp_path / 'essh'), 0, scales=scales)
+    ours = detector.detect_rows(image, threshold=0.4, scales=scales)
     theirs = _reference_detect(sym, args, image, 0.4, scales)
     assert ours.shape[1] == 15 and len(ours) > 3
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-3)
-    assert detector.detect(image, threshold=2.0).shape == (0, 15)
+    assert detector.detect_rows(image, threshold=2.0).shape == (0, 15)
+    found = detector.detect(image)                       # the common interface
+    np.testing.assert_allclose(found.boxes, ours[:, :4], rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(found.points, ours[:, 5:].reshape(-1, 5, 2), rtol=1e-4, atol=1e-3)
+    assert found.scores.max() <= 1 and (found.scores >= 0.4).all()
+
+
+def test_essh_keeps_a_bounded_number_of_executors(tmp_path):
+    _tiny_essh(str(tmp_path / 'essh'))
+    detector = essh.create('essh', prefix=str(tmp_path / 'essh'))
+    rng = np.random.RandomState(0)
+    for size in range(64, 64 + 8 * 12, 8):                 # twelve photo sizes
+        detector.detect(rng.randint(0, 255, (size, size + 16, 3)).astype(np.uint8))
+        assert len(detector._executors) <= ESSHDetector.EXECUTORS
+    assert list(detector._executors)[-1] == (1, 3, size, size + 16)
 
 
 # Metrics ---------------------------------------------------------------------
@@ -196,127 +206,51 @@ def test_oracle_nme_is_the_decoder_floor(dlib_rec):
     assert 0 < floors['subpixel'] < floors['argmax'] < 5.0
 
 
-# test.py ---------------------------------------------------------------------
-
-@pytest.fixture(scope='module')
-def small_checkpoint(tmp_path_factory):
-    """A checkpoint written by this project (small network, Xavier weights)."""
-    cfg = load_config('hourglass', 'i2d', ['multiplier=0.125', 'net_stacks=1', 'net_n=2',
-                                           'net_block=resnet'])
-    sym = get_symbol(cfg)
-    shapes = param_shapes(sym, (1, 3, 128, 128), (1, 68, 64, 64))
-    init = mx.init.Xavier()
-    args, aux = {}, {}
-    for name, shape in shapes.items():
-        if name in sym.list_auxiliary_states():
-            aux[name] = mx.nd.ones(shape) if name.endswith('var') else mx.nd.zeros(shape)
-        else:
-            args[name] = mx.nd.zeros(shape)
-            init(mx.init.InitDesc(name), args[name])
-    prefix = str(tmp_path_factory.mktemp('ckpt') / 'model')
-    checkpoint.save_checkpoint(prefix, 0, sym, args, aux)
-    return prefix
-
-
-def _gt_boxes(shared):
-    boxes = {}
-    folder = shared / 'data' / 'dlib-faces'
-    for xml in ('training_with_face_landmarks.xml', 'testing_with_face_landmarks.xml'):
-        for image in ET.parse(folder / xml).getroot().iter('image'):
-            for box in image.iter('box'):
-                pts = np.array([[float(p.get('x')), float(p.get('y'))] for p in box.iter('part')])
-                boxes.setdefault(image.get('file'), []).append(
-                    np.concatenate([pts.min(axis=0), pts.max(axis=0)]))
-    return boxes
-
-
-def test_test_py_on_dlib_photos(shared, small_checkpoint, tmp_path):
-    out = tmp_path / 'out'
-    code = test_script.main([str(shared / 'data' / 'dlib-faces'), '--prefix', small_checkpoint,
-                             '--output', str(out)])
-    assert code == 0
-    found = 0
-    gt = _gt_boxes(shared)
-    for name, boxes in gt.items():
-        stem = name[:-4]
-        assert cv2.imread(str(out / (stem + '.png'))) is not None
-        record = json.loads((out / (stem + '.json')).read_text())
-        dets = np.array([f['box'] for f in record['faces']]).reshape(-1, 4)
-        for f in record['faces']:
-            assert np.array(f['landmarks']).shape == (68, 2)
-        for box in boxes:
-            centre = (box[:2] + box[2:]) / 2
-            inside = ((dets[:, 0] <= centre[0]) & (centre[0] <= dets[:, 2])
-                      & (dets[:, 1] <= centre[1]) & (centre[1] <= dets[:, 3]))
-            found += bool(inside.any())
-    print('default detector found %d of 43 annotated faces' % found)
-    assert found >= 40
-
-
-def test_bad_inputs_are_converted_reported_or_named(shared, small_checkpoint, tmp_path):
-    photo = cv2.imread(str(shared / 'data' / 'dlib-faces' / '2008_002470.jpg'))
-    inputs = tmp_path / 'in'
-    inputs.mkdir()
-    cv2.imwrite(str(inputs / 'grey.png'), cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY))
-    cv2.imwrite(str(inputs / 'rgba.png'), cv2.cvtColor(photo, cv2.COLOR_BGR2BGRA))
-    cv2.imwrite(str(inputs / 'deep.png'), photo.astype(np.uint16) * 257)
-    cv2.imwrite(str(inputs / 'flat.png'), np.full((200, 300, 3), 127, np.uint8))
-    big = cv2.resize(photo, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
-    cv2.imwrite(str(inputs / 'large.jpg'), big)
-    (inputs / 'broken.jpg').write_bytes(b'\x00not an image')
-    out = tmp_path / 'out'
-    proc = subprocess.run([sys.executable, 'test.py', str(inputs), '--prefix', small_checkpoint,
-                           '--output', str(out)], cwd=str(ROOT), capture_output=True, text=True)
-    assert proc.returncode == 1
-    assert 'broken.jpg' in proc.stderr and 'cannot read' in proc.stderr
-    counts = {}
-    for name in ('grey', 'rgba', 'deep', 'flat', 'large'):
-        record = json.loads((out / (name + '.json')).read_text())
-        counts[name] = len(record['faces'])
-        assert (out / (name + '.png')).is_file()
-    assert counts['grey'] > 0 and counts['rgba'] > 0 and counts['deep'] > 0
-    flat = json.loads((out / 'flat.json').read_text())
-    assert flat['faces'] == [] and flat['message'] == 'no face found'
-    large = json.loads((out / 'large.json').read_text())
-    assert large['width'] == big.shape[1] and counts['large'] > 0
-    boxes = np.array([f['box'] for f in large['faces']])
-    assert boxes[:, 2].max() > photo.shape[1] * 2          # original pixels, not downscaled
-    landmarks = np.array([f['landmarks'] for f in large['faces']])
-    assert landmarks[..., 0].max() > photo.shape[1] * 2
-
-
-def test_to_bgr8_conversions():
-    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    assert to_bgr8(grey).shape == (3, 4, 3)
-    deep = np.full((2, 2, 3), 65535, np.uint16)
-    assert (to_bgr8(deep) == 255).all()
-    rgba = np.zeros((2, 2, 4), np.uint8)
-    assert to_bgr8(rgba).shape == (2, 2, 3)
-
-
-def test_missing_checkpoint_is_named(tmp_path):
-    proc = subprocess.run([sys.executable, 'test.py', str(tmp_path), '--prefix',
-                           str(tmp_path / 'nothing')], cwd=str(ROOT), capture_output=True,
-                          text=True)
-    assert proc.returncode != 0
-    assert 'nothing-0000.params does not exist' in proc.stderr
-    assert 'tools.download' in proc.stderr and 'Traceback' not in proc.stderr
-
-
-def test_test_rec_nme_reports_with_gt_box_and_with_detector(dlib_rec, small_checkpoint, tmp_path,
-                                                           capsys):
+def test_test_rec_nme_reports_name_every_image_and_never_overwrite(dlib_rec, small_checkpoint,
+                                                                    tmp_path, capsys):
     import test_rec_nme
     out = tmp_path / 'nme'
-    assert test_rec_nme.main(['--rec', dlib_rec, '--dataset', 'ibug', '--prefix',
-                              small_checkpoint, '--output', str(out)]) == 0
+    args = ['--rec', dlib_rec, '--dataset', 'ibug', '--prefix', small_checkpoint, '--output',
+            str(out)]
+    assert test_rec_nme.main(args + ['--backend', 'mxnet']) == 0
     report = capsys.readouterr().out
-    assert re.search(r'nme on ibug is [0-9.]+%', report)
+    original = float(re.search(r'nme on ibug is ([0-9.]+)% \(the published protocol: '
+                               r'ground-truth box, argmax decoding\)', report).group(1))
     assert 'AUC@0.08' in report and 'failure rate@0.10' in report
-    assert (out / 'ibug-ced.png').is_file()
-    rows = (out / 'ibug-per-image.csv').read_text().splitlines()
-    assert len(rows) == 44 and rows[0].startswith('index,nme_argmax,nme_subpixel')
-    assert test_rec_nme.main(['--rec', dlib_rec, '--dataset', 'ibug', '--prefix',
-                              small_checkpoint, '--output', str(tmp_path / 'det'),
-                              '--use-default-detector']) == 0
+    folder = out / 'ibug-ckpt0-0000'
+    assert (folder / 'ced.png').is_file() and (folder / 'summary.json').is_file()
+    with open(folder / 'per-image.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 43 and [int(r['key']) for r in rows] == list(range(43))
+    assert rows[0]['image'].endswith('.jpg#0')          # the source image, from dlib.names
+    assert np.mean([float(r['nme_argmax_pct']) for r in rows]) == pytest.approx(original,
+                                                                               abs=1e-3)
+    assert 'nme_subpixel_pct' in rows[0] and 'nme_ocular_subpixel_pct' in rows[0]
+    assert test_rec_nme.main(args) == 1                 # an earlier report is never replaced
+    assert 'holds an earlier report' in capsys.readouterr().err
+    assert test_rec_nme.main(args + ['--overwrite', '--detector', 'haar']) == 0
     report = capsys.readouterr().out
-    assert 'the detector found no face in' in report and 'nme on ibug is' in report
+    assert float(re.search(r'nme on ibug is ([0-9.]+)%', report).group(1)) == pytest.approx(
+        original, abs=1e-3)                              # the detector never changes it
+    assert re.search(r'with the CascadeDetector detector, subpixel decoding: nme [0-9.]+% on '
+                     r'\d+ images \(\d+ without a face, left out\)', report)
+    with open(folder / 'per-image.csv') as f:
+        assert 'nme_detector_subpixel_pct' in f.readline()
+
+
+def test_an_evaluation_set_with_non_finite_points_is_refused(dlib_rec, small_checkpoint,
+                                                             tmp_path, capsys):
+    import test_rec_nme
+    reader = RecordReader(dlib_rec)
+    with RecordWriter(str(tmp_path / 'bad')) as writer:
+        for key in reader.keys[:5]:
+            image, points = reader.read_face(key)
+            if key == 3:
+                points = points.copy()
+                points[40] = np.nan
+            writer.write(pack_face(image, points, key))
+    assert test_rec_nme.main(['--rec', str(tmp_path / 'bad.rec'), '--prefix', small_checkpoint,
+                              '--output', str(tmp_path / 'out')]) == 1
+    err = capsys.readouterr().err
+    assert 'bad.rec record 3 has landmarks that are not finite' in err
+    assert 'Traceback' not in err

@@ -1,12 +1,19 @@
 """ONNX export of the published graph and the inference backend switch."""
+import json
+import re
+
 import mxnet as mx
 import numpy as np
 import onnx
 import pytest
 
+import test as test_script
+import test_rec_nme
+import train
 from core import checkpoint
 from core.onnx_export import ExportError, export
-from core.predictor import make_predictor
+from core.predictor import make_predictor, resolve
+from data import synth
 from symbol import get_symbol, param_shapes
 from tools import export_onnx
 
@@ -48,12 +55,73 @@ def test_deformable_network_is_refused_by_name(small_cfg, tmp_path, capsys):
         export(sym, arg, aux, str(out))
 
 
-def test_onnx_backend_predicts_like_mxnet(small_cfg, tmp_path):
+def test_onnx_backend_predicts_like_mxnet_and_its_cache_follows_the_params(small_cfg, tmp_path):
     sym = get_symbol(small_cfg(net_n=2, net_block='resnet'))
     arg, aux = _params(sym, seed=4)
     prefix = str(tmp_path / 'model')
     checkpoint.save_checkpoint(prefix, 3, sym, arg, aux)
     data = np.random.RandomState(5).uniform(0, 255, (3, 3, 128, 128)).astype(np.float32)
-    ours = make_predictor(prefix, 3, backend='onnx')(data)
-    assert (tmp_path / 'model-0003.onnx').is_file()
-    np.testing.assert_allclose(ours, make_predictor(prefix, 3, backend='mxnet')(data), atol=1e-4)
+    model = resolve(prefix, 3)
+    ours = make_predictor(model, backend='onnx')(data)
+    cached = tmp_path / 'model-0003.onnx'
+    record = json.loads((tmp_path / 'model-0003.onnx.json').read_text())
+    assert record['input_size'] == 128 and record['params'] == 'model-0003.params'
+    np.testing.assert_allclose(ours, make_predictor(model, backend='mxnet')(data), atol=1e-4)
+    made = cached.stat().st_mtime_ns
+    assert make_predictor(model, backend='auto').backend == 'onnx'
+    assert cached.stat().st_mtime_ns == made                       # reused
+    other, _ = _params(sym, seed=9)
+    checkpoint.save_params(model.params, other, aux, overwrite=True)
+    changed = make_predictor(model, backend='onnx')(data)
+    assert cached.stat().st_mtime_ns != made                       # made again
+    np.testing.assert_allclose(changed, make_predictor(model, backend='mxnet')(data), atol=1e-4)
+
+
+def test_auto_backend_runs_deformable_networks_with_mxnet(small_cfg, tmp_path):
+    sym = get_symbol(small_cfg(net_dcn=2, net_n=2))
+    arg, aux = _params(sym)
+    checkpoint.save_checkpoint(str(tmp_path / 'dcn'), 0, sym, arg, aux)
+    assert make_predictor(resolve(str(tmp_path / 'dcn')), 'auto').backend == 'mxnet'
+    assert not list(tmp_path.glob('*.onnx'))
+
+
+@pytest.fixture(scope='module')
+def run_at_256(tmp_path_factory):
+    """A real run trained with --set input_img_size=256 (a few steps)."""
+    root = tmp_path_factory.mktemp('at256')
+    synth.write_records(str(root / 'train'), 16, seed=1, progress=False)
+    synth.write_records(str(root / 'ibug'), 8, seed=2, progress=False)
+    prefix = root / 'run' / 'model'
+    assert train.main(['--prefix', str(prefix), '--set', 'dataset_path=%s' % root,
+                       '--set', 'input_img_size=256', '--set', 'multiplier=0.125',
+                       '--set', 'net_stacks=1', '--set', 'net_n=2', '--set', 'net_block=resnet',
+                       '--per-batch-size', '4', '--lr-epoch-step', '1', '--workers', '0']) == 0
+    return root, str(prefix)
+
+
+def test_a_256_input_checkpoint_is_used_at_256_by_every_tool(run_at_256, tmp_path, capsys,
+                                                               caplog):
+    root, prefix = run_at_256
+    model = resolve(prefix)
+    assert model.input_size == 256 and model.number == 1 and 'config.json' in model.source
+    figures = {}
+    for backend in ('mxnet', 'onnx'):
+        assert test_rec_nme.main(['--rec', str(root / 'ibug.rec'), '--prefix', prefix,
+                                  '--backend', backend, '--output',
+                                  str(tmp_path / backend)]) == 0
+        report = capsys.readouterr().out
+        assert 'input 256' in report
+        figures[backend] = float(re.search(r'nme on ibug is ([0-9.]+)%', report).group(1))
+    assert figures['onnx'] == pytest.approx(figures['mxnet'], rel=1e-3)   # argmax near-ties
+    assert json.loads(open(prefix + '-0001.onnx.json').read())['input_size'] == 256
+    assert export_onnx.main(['--prefix', prefix, '--out', str(tmp_path / 'm.onnx')]) == 0
+    dims = onnx.load(str(tmp_path / 'm.onnx')).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims[1:]] == [3, 256, 256]
+    synth.write_photos(str(tmp_path / 'photos'), 1, seed=3)
+    caplog.set_level('INFO')
+    assert test_script.main([str(tmp_path / 'photos'), '--prefix', prefix, '--output',
+                             str(tmp_path / 'aligned')]) == 0
+    assert 'checkpoint 0001, the only one; configuration from %s-config.json (input 256)' \
+        % prefix in caplog.text
+    record = json.loads((tmp_path / 'aligned' / 'synth-00.jpg.json').read_text())
+    assert record['faces'] and np.array(record['faces'][0]['landmarks']).shape == (68, 2)

@@ -1,4 +1,9 @@
-"""Settings loading and the Cython helpers built by `make`."""
+"""Settings loading, the Cython helpers built by `make`, and the set-up
+script's choice of builds."""
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -6,6 +11,8 @@ import cython_ext
 from core.config import ConfigError, apply_overrides, load_config, published_config
 from symbol import get_symbol
 from symbol.topology import TOPOLOGIES
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_sections_layer_over_the_config_and_defaults_are_the_published_models():
@@ -91,3 +98,56 @@ def test_nms_hand_case():
     # IoU with box 0: box 1 81/119, box 3 50/150 (> 0.3, removed), box 4 30/170 (kept).
     assert cython_ext.nms_numpy(dets, 0.3) == [0, 2, 4]
     assert cython_ext.nms(dets, 0.3) == [0, 2, 4]
+
+
+# Set-up: the MXNet / ONNX Runtime build is chosen, never swapped ----------------
+
+def _setup_env():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('setup_env', str(ROOT / 'tools' / 'setup_env.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('requested,installed,expected', [
+    ({}, {}, {'mxnet': 'mxnet', 'onnxruntime': 'onnxruntime'}),
+    ({'mxnet': 'mxnet-cu112'}, {}, {'mxnet': 'mxnet-cu112', 'onnxruntime': 'onnxruntime'}),
+    ({}, {'mxnet': 'mxnet-cu117', 'onnxruntime': 'onnxruntime-gpu'},
+     {'mxnet': 'mxnet-cu117', 'onnxruntime': 'onnxruntime-gpu'}),     # make test keeps them
+    ({'mxnet': 'mxnet-cu117'}, {'mxnet': 'mxnet-cu117'},
+     {'mxnet': 'mxnet-cu117', 'onnxruntime': 'onnxruntime'}),
+])
+def test_setup_chooses_the_requested_or_installed_build(requested, installed, expected):
+    assert _setup_env().choose(requested, installed) == expected
+
+
+@pytest.mark.parametrize('requested,installed,words', [
+    ({'mxnet': 'mxnet'}, {'mxnet': 'mxnet-cu112'}, 'has mxnet-cu112 installed; installing mxnet'),
+    ({'mxnet': 'mxnet-cu116'}, {'mxnet': 'mxnet'}, 'would replace it'),
+    ({'onnxruntime': 'onnxruntime'}, {'onnxruntime': 'onnxruntime-gpu'}, 'onnxruntime-gpu'),
+    ({'mxnet': 'mxnet-cu999'}, {}, 'not a build of mxnet'),
+])
+def test_setup_never_swaps_a_build_behind_the_users_back(requested, installed, words):
+    module = _setup_env()
+    with pytest.raises(module.SetupError, match=words):
+        module.choose(requested, installed)
+
+
+def test_setup_dry_runs_on_this_machine():
+    script = str(ROOT / 'tools' / 'setup_env.py')
+    proc = subprocess.run([sys.executable, script, '--dry-run'], capture_output=True, text=True)
+    assert proc.returncode == 0
+    words = proc.stdout.split()
+    assert 'mxnet' in words and 'onnxruntime' in words and words[-2] == '-c'
+    proc = subprocess.run([sys.executable, script, '--mxnet', 'mxnet-cu112', '--dry-run'],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and 'has mxnet installed' in proc.stderr
+    make = subprocess.run(['make', '-n', 'setup', 'MXNET=mxnet-cu112',
+                           'ONNXRUNTIME=onnxruntime-gpu'], cwd=str(ROOT), capture_output=True,
+                          text=True)
+    assert 'tools/setup_env.py --mxnet mxnet-cu112 --onnxruntime onnxruntime-gpu' in make.stdout
+    pins = dict(line.split('==') for line in (ROOT / 'constraints.txt').read_text().split())
+    for build in _setup_env().FAMILIES['mxnet']:
+        assert pins[build] == '1.9.1'
+    assert 'onnxruntime-gpu' in pins and 'mxnet' not in (ROOT / 'requirements.txt').read_text()

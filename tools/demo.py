@@ -2,12 +2,15 @@
 small network on the CPU, evaluate it, and align the sample photos.
 
 Everything is written under one folder (default ./demo-output), named at
-the end. Takes about ten minutes on two cores.
+the end; an earlier demo there is never overwritten (--overwrite replaces
+it). Takes about ten minutes on two cores.
 """
 import argparse
+import csv
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -25,9 +28,8 @@ def run(args, title):
                             stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in proc.stdout:
-        if 'Subgraph backend' not in line:
-            lines.append(line)
-            print(line, end='', flush=True)
+        lines.append(line)
+        print(line, end='', flush=True)
     if proc.wait():
         sys.exit('demo step failed (%s), exit code %d' % (title, proc.returncode))
     print('   (%.0f s)' % (time.time() - start), flush=True)
@@ -39,14 +41,27 @@ def nme_of(output):
     return float(match.group(1)) if match else float('nan')
 
 
+def untrained_nme(log_path, target):
+    """The step-0 validation NME the training log holds (step 0 is not saved)."""
+    with open(log_path) as f:
+        first = next(csv.DictReader(f))
+    return float(first['nme_' + target])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--output', default='demo-output')
     parser.add_argument('--train-faces', type=int, default=1500)
     parser.add_argument('--test-faces', type=int, default=100)
     parser.add_argument('--epochs', type=int, default=6)
+    parser.add_argument('--overwrite', action='store_true', help='replace an earlier demo')
     args = parser.parse_args(argv)
     out = os.path.abspath(args.output)
+    if os.path.exists(out):
+        if not args.overwrite:
+            sys.exit('error: %s holds an earlier demo; remove it, choose --output, or add '
+                     '--overwrite' % args.output)
+        shutil.rmtree(out)
     data, model = os.path.join(out, 'data'), os.path.join(out, 'model')
     started = time.time()
     run(['-m', 'data.synth', '--out', os.path.join(data, 'train'), '--count',
@@ -63,23 +78,18 @@ def main(argv=None):
          '--optimizer', 'adam', '--lr-epoch-step', steps, '--verbose', '100', '--frequent', '20']
         + SMALL_NETWORK, 'training a small network on the CPU')
     run(['-m', 'tools.plot_log', os.path.join(model, 'model-log.csv')], 'loss and NME curves')
-    numbers = sorted(int(p[-11:-7]) for p in glob.glob(os.path.join(model, 'model-*.params')))
-    evaluation = ['test_rec_nme.py', '--rec', os.path.join(data, 'synth_test.rec'),
-                  '--prefix', os.path.join(model, 'model')]
-    before = run(evaluation + ['--epoch', str(numbers[0]), '--output',
-                               os.path.join(out, 'nme-untrained')], 'untrained network')
-    after = run(evaluation + ['--epoch', str(numbers[-1]), '--output',
-                              os.path.join(out, 'nme-trained')], 'trained network')
+    after = run(['test_rec_nme.py', '--rec', os.path.join(data, 'synth_test.rec'),
+                 '--prefix', os.path.join(model, 'model'), '--output', os.path.join(out, 'nme')],
+                'the best checkpoint on the synthetic test set')
     run(['test.py', os.path.join(ROOT, 'sample-images'), '--prefix', os.path.join(model, 'model'),
-         '--epoch', str(numbers[-1]), '--output', os.path.join(out, 'aligned')],
-        'landmarks on the sample photos')
+         '--output', os.path.join(out, 'aligned')], 'landmarks on the sample photos')
     print('\n== done in %.1f minutes' % ((time.time() - started) / 60))
-    print('NME on the synthetic test set: untrained %.2f%%, trained %.2f%%'
-          % (nme_of(before), nme_of(after)))
+    print('NME on the synthetic test set: untrained %.2f%% (step 0 of the log), trained %.2f%%'
+          % (untrained_nme(os.path.join(model, 'model-log.csv'), 'synth_test'), nme_of(after)))
     print('everything is in %s:' % out)
-    print('  model/       checkpoints, model-log.csv and model-log.png (loss and NME curves)')
-    print('  nme-trained/ synth_test-ced.png (CED curve) and per-image CSV')
-    print('  aligned/     overlay PNGs and JSON of the sample photos')
+    print('  model/   checkpoints, model-log.csv and model-log.png (loss and NME curves)')
+    print('  nme/     per record set: ced.png (CED curve), per-image.csv, summary.json')
+    print('  aligned/ overlay PNGs and JSON of the sample photos')
     return 0
 
 

@@ -5,15 +5,18 @@
     python -m tools.download hg2d3-cab essh
     python -m tools.download all
 
-Transfers resume from `*.part` files; Drive's large-file confirmation page is
-followed; an archive that does not test clean is deleted and nothing of it is
-installed; every unpacked checkpoint is loaded and compared with the network
-this project builds for its configuration.
+Transfers resume from `*.part` files (checking that the server resumes where
+asked); Drive's redirects and its large-file confirmation form are followed;
+a quota or error page stops with Google's own message; an archive that does
+not test clean, or would write outside its folder, is deleted and nothing of
+it is installed; every unpacked checkpoint is loaded and compared with the
+network this project builds for its configuration. FACE_ALIGN_DRIVE_URL
+replaces https://drive.google.com/uc (mirrors, local stand-ins).
 """
 import argparse
 import collections
 import glob
-import html
+import html.parser
 import http.client
 import os
 import re
@@ -21,6 +24,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -58,17 +62,53 @@ class DownloadError(RuntimeError):
 
 # Transfer ---------------------------------------------------------------------
 
-def _confirmation(page, url):
-    """The URL behind Drive's "file too large to scan" page, if it is one."""
-    text = page.decode('utf-8', 'replace')
-    form = re.search(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', text, re.S)
-    if form and 'download' in form.group(1):
-        fields = dict(re.findall(r'name="([^"]+)"\s+value="([^"]*)"', form.group(2)))
-        return html.unescape(form.group(1)) + '?' + urllib.parse.urlencode(fields)
-    link = re.search(r'href="([^"]*confirm=[^"]+)"', text)
-    if link:
-        return urllib.parse.urljoin(url, html.unescape(link.group(1)))
-    return None
+class DrivePage(html.parser.HTMLParser):
+    """What a Drive HTML answer holds: its forms (id, action, fields in any
+    attribute order) and Google's own message (error captions, else the
+    title)."""
+
+    def __init__(self, text):
+        super(DrivePage, self).__init__()
+        self.forms, self._form, self._capture = [], None, None
+        self.captions, self.title = [], ''
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == 'form':
+            self._form = {'id': attrs.get('id') or '', 'action': attrs.get('action') or '',
+                          'fields': collections.OrderedDict()}
+            self.forms.append(self._form)
+        elif tag == 'input' and self._form is not None and attrs.get('name'):
+            self._form['fields'][attrs['name']] = attrs.get('value') or ''
+        elif tag == 'title' or 'uc-error' in (attrs.get('class') or ''):
+            self._capture = tag
+
+    def handle_endtag(self, tag):
+        if tag == 'form':
+            self._form = None
+        elif tag == self._capture:
+            self._capture = None
+
+    def handle_data(self, data):
+        if self._capture == 'title':
+            self.title += data.strip()
+        elif self._capture and data.strip():
+            self.captions.append(data.strip())
+
+    def confirmation(self, page_url):
+        """The download URL behind the "cannot scan this file" page: the
+        form `download-form`, its fields added to the action's own query."""
+        for form in self.forms:
+            if form['id'] == 'download-form':
+                action = urllib.parse.urljoin(page_url, form['action'])
+                parts = urllib.parse.urlsplit(action)
+                query = urllib.parse.parse_qsl(parts.query) + list(form['fields'].items())
+                return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+        return None
+
+    def message(self):
+        return ' '.join(self.captions) or self.title or 'no message'
 
 
 def _open(opener, url, offset):
@@ -78,90 +118,136 @@ def _open(opener, url, offset):
     return opener.open(request, timeout=60)
 
 
-def fetch(drive_id, dest, base_url=None, progress=True):
-    """Download a Drive file to `dest`, resuming `dest.part`; returns dest."""
+def _range_start(response):
+    match = re.match(r'bytes (\d+)-', response.headers.get('Content-Range', ''))
+    return int(match.group(1)) if match else None
+
+
+def fetch(name, drive_id, dest, base_url=None, progress=True, backoff=2.0):
+    """Download Drive file `drive_id` (the asset `name`) to `dest`, resuming
+    `dest.part`. Redirects and the confirmation form are followed; a quota
+    or error page stops with Google's message; a 4xx answer is not retried,
+    429 and connection errors are, with exponential backoff."""
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
     url = '%s?%s' % (base_url or DRIVE_URL, urllib.parse.urlencode({'export': 'download',
                                                                   'id': drive_id}))
     part = dest + '.part'
-    for attempt in range(RETRIES):
+    failures = pages = 0
+    while True:
         offset = os.path.getsize(part) if os.path.exists(part) else 0
         try:
             response = _open(opener, url, offset)
-            if response.headers.get_content_type() == 'text/html':
-                confirm = _confirmation(response.read(), url)
-                if confirm is None:
-                    raise DownloadError('%s: Drive answered with a page and no file (quota '
-                                        'exceeded or file removed?)' % drive_id)
-                url = confirm
-                continue
-            if offset and response.status != 206:
-                offset = 0              # the server restarted the file
-            total = response.headers.get('Content-Range', '').rpartition('/')[2]
-            total = int(total) if total.isdigit() else (
-                offset + int(response.headers.get('Content-Length') or 0) or None)
-            with open(part, 'ab' if offset else 'wb') as f, tqdm(
-                    total=total, initial=offset, unit='B', unit_scale=True, desc=drive_id,
-                    disable=not progress, leave=False) as bar:
-                while True:
-                    chunk = response.read(CHUNK)
-                    if not chunk:
-                        break
-                    f.write(chunk)
-                    bar.update(len(chunk))
-            size = os.path.getsize(part)
-            if total is not None and size != total:
-                raise DownloadError('%s: got %d of %d bytes' % (drive_id, size, total))
-            os.replace(part, dest)
-            return dest
-        except (urllib.error.URLError, ConnectionError, TimeoutError, DownloadError,
-                http.client.IncompleteRead) as err:
-            if isinstance(err, DownloadError) and 'page' in str(err):
-                raise
-            if attempt == RETRIES - 1:
-                raise DownloadError('%s: transfer failed after %d attempts: %s'
-                                    % (drive_id, RETRIES, err))
-            print('transfer interrupted (%s); resuming' % err, file=sys.stderr)
-    raise DownloadError('%s: too many confirmation pages' % drive_id)
+        except urllib.error.HTTPError as err:
+            if err.code != 429 and 400 <= err.code < 500:
+                page = DrivePage(err.read().decode('utf-8', 'replace'))
+                raise DownloadError('%s: Drive answered %d %s (%s)'
+                                    % (name, err.code, err.reason, page.message()))
+            failures = _wait(name, failures, backoff, 'Drive answered %d %s'
+                             % (err.code, err.reason))
+            continue
+        except (urllib.error.URLError, ConnectionError, TimeoutError,
+                http.client.HTTPException) as err:
+            failures = _wait(name, failures, backoff, err)
+            continue
+        if response.headers.get_content_type() == 'text/html':
+            page = DrivePage(response.read().decode('utf-8', 'replace'))
+            confirm = page.confirmation(response.geturl())
+            pages += 1
+            if confirm is None or pages > 3:
+                raise DownloadError('%s: Drive answered with a page instead of the file: %s'
+                                    % (name, page.message()))
+            url = confirm
+            continue
+        if offset and (response.status != 206 or _range_start(response) != offset):
+            print('%s: the server did not resume at byte %d; starting over' % (name, offset),
+                  file=sys.stderr)
+            response.close()
+            os.remove(part)
+            continue
+        try:
+            _receive(response, part, offset, name, progress)
+        except (ConnectionError, TimeoutError, http.client.HTTPException) as err:
+            failures = _wait(name, failures, backoff, err)
+            continue
+        os.replace(part, dest)
+        return dest
+
+
+def _wait(name, failures, backoff, cause):
+    """Sleep before the next attempt (exponential backoff); DownloadError
+    after RETRIES failures in a row."""
+    if failures + 1 >= RETRIES:
+        raise DownloadError('%s: transfer failed after %d attempts: %s' % (name, RETRIES, cause))
+    delay = backoff * 2 ** failures
+    print('%s: %s; trying again in %.0f s' % (name, cause, delay), file=sys.stderr)
+    time.sleep(delay)
+    return failures + 1
+
+
+def _receive(response, part, offset, name, progress):
+    """Append the body to `part`; ConnectionError when it is cut short."""
+    total = response.headers.get('Content-Range', '').rpartition('/')[2]
+    total = int(total) if total.isdigit() else (
+        offset + int(response.headers.get('Content-Length') or 0) or None)
+    with open(part, 'ab' if offset else 'wb') as f, tqdm(
+            total=total, initial=offset, unit='B', unit_scale=True, desc=name,
+            disable=not progress, leave=False) as bar:
+        while True:
+            chunk = response.read(CHUNK)
+            if not chunk:
+                break
+            f.write(chunk)
+            bar.update(len(chunk))
+    size = os.path.getsize(part)
+    if total is not None and size != total:
+        raise ConnectionError('got %d of %d bytes' % (size, total))
 
 
 # Archives and installation --------------------------------------------------
 
-def unpack(archive, into):
-    """Test and extract a zip or tar archive; DownloadError when damaged."""
+def unpack(archive, into, name):
+    """Test and extract a zip or tar archive; DownloadError when damaged or
+    when a member would land outside `into`."""
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as z:
                 bad = z.testzip()
                 if bad is not None:
-                    raise DownloadError('%s: archive member %s is corrupt' % (archive, bad))
+                    raise DownloadError('%s: archive member %s is corrupt' % (name, bad))
+                root = os.path.realpath(into)
+                for member in z.namelist():
+                    target = os.path.realpath(os.path.join(into, member))
+                    if os.path.commonpath([root, target]) != root:
+                        raise DownloadError('%s: archive member %s would be written outside %s; '
+                                            'refused' % (name, member, into))
                 z.extractall(into)
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive) as t:
                 t.extractall(into, filter='data')
         else:
-            raise DownloadError('%s is neither a zip nor a tar archive' % archive)
+            raise DownloadError('%s: the download is neither a zip nor a tar archive' % name)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
-        raise DownloadError('%s: damaged archive (%s)' % (archive, err))
+        raise DownloadError('%s: damaged archive (%s)' % (name, err))
 
 
-def find_checkpoint(folder):
+def find_checkpoint(folder, name):
     """(prefix, epoch) of the single *-symbol.json + params pair under folder."""
     symbols = sorted(glob.glob(os.path.join(folder, '**', '*-symbol.json'), recursive=True))
     if len(symbols) != 1:
-        raise DownloadError('expected one *-symbol.json in the archive, found %d' % len(symbols))
+        raise DownloadError('%s: expected one *-symbol.json in the archive, found %d'
+                            % (name, len(symbols)))
     prefix = symbols[0][:-len('-symbol.json')]
     params = sorted(glob.glob(prefix + '-*.params'))
     if not params:
-        raise DownloadError('no %s-NNNN.params beside %s' % (os.path.basename(prefix),
-                                                            symbols[0]))
+        raise DownloadError('%s: no %s-NNNN.params beside %s in the archive'
+                            % (name, os.path.basename(prefix), os.path.basename(symbols[0])))
     return prefix, int(params[-1][len(prefix) + 1:-len('.params')])
 
 
-def install_checkpoint(unpacked, staging, stem):
+def install_checkpoint(unpacked, staging, stem, name):
     """Copy the archive's checkpoint into `staging` as STEM-symbol.json +
     STEM-0000.params (the names the scripts use)."""
-    prefix, epoch = find_checkpoint(unpacked)
+    prefix, epoch = find_checkpoint(unpacked, name)
     os.makedirs(staging)
     shutil.copy(prefix + '-symbol.json', os.path.join(staging, stem + '-symbol.json'))
     shutil.copy('%s-%04d.params' % (prefix, epoch), os.path.join(staging, stem + '-0000.params'))
@@ -176,13 +262,13 @@ def verify_checkpoint(name, prefix):
     try:
         _, arg_params, aux_params = mx.model.load_checkpoint(prefix, 0)
     except Exception as err:
-        raise DownloadError('%s-0000.params does not load: %s' % (prefix, err))
+        raise DownloadError('%s: the checkpoint in the archive does not load: %s' % (name, err))
     cfg = published_config(name)
     mismatch = compare_params(get_symbol(cfg), arg_params, aux_params, (1, 3, 128, 128),
                               (1, cfg.num_classes, 64, 64))
     if any(mismatch):
-        raise DownloadError('%s does not match the %s network: %s'
-                            % (prefix, name, describe_mismatch(*mismatch)))
+        raise DownloadError('%s: the checkpoint in the archive does not match the %s network: %s'
+                            % (name, name, describe_mismatch(*mismatch)))
 
 
 def present(asset, root=ROOT):
@@ -194,7 +280,7 @@ def present(asset, root=ROOT):
     return bool(glob.glob(os.path.join(target, '*.rec')))
 
 
-def download(asset, root=ROOT, base_url=None, progress=True, force=False):
+def download(asset, root=ROOT, base_url=None, progress=True, force=False, backoff=2.0):
     """Fetch, test, unpack, check and install one asset; returns its folder."""
     target = os.path.join(root, asset.target)
     if present(asset, root) and not force:
@@ -202,22 +288,22 @@ def download(asset, root=ROOT, base_url=None, progress=True, force=False):
         return target
     cache = os.path.join(root, '.downloads')
     os.makedirs(cache, exist_ok=True)
-    archive = fetch(asset.drive_id, os.path.join(cache, asset.name + '.archive'), base_url,
-                    progress)
+    archive = fetch(asset.name, asset.drive_id, os.path.join(cache, asset.name + '.archive'),
+                    base_url, progress, backoff)
     os.makedirs(os.path.dirname(target) or '.', exist_ok=True)
     work = tempfile.mkdtemp(prefix='.%s-' % asset.name, dir=os.path.dirname(target) or '.')
     try:
         try:
-            unpack(archive, os.path.join(work, 'unpacked'))
+            unpack(archive, os.path.join(work, 'unpacked'), asset.name)
         except DownloadError:
             os.remove(archive)          # a damaged archive is not kept for resuming
             raise
         staging = os.path.join(work, 'staging')
         if asset.kind == 'checkpoint':
-            install_checkpoint(os.path.join(work, 'unpacked'), staging, 'model')
+            install_checkpoint(os.path.join(work, 'unpacked'), staging, 'model', asset.name)
             verify_checkpoint(asset.name, os.path.join(staging, 'model'))
         elif asset.kind == 'detector':
-            install_checkpoint(os.path.join(work, 'unpacked'), staging, 'essh')
+            install_checkpoint(os.path.join(work, 'unpacked'), staging, 'essh', asset.name)
         else:
             recs = glob.glob(os.path.join(work, 'unpacked', '**', '*.rec'), recursive=True)
             if not recs:

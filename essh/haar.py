@@ -1,22 +1,21 @@
-"""The embedded default face detector: OpenCV's bundled Haar cascades
-(frontal, and profile on the image and its mirror), nothing downloaded.
-
-It finds boxes only; the aligner then takes its five points from its own
-first prediction (two-pass alignment)."""
+"""OpenCV's bundled Haar cascades (frontal, and profile on the image and its
+mirror): `--detector haar`, and the fallback when libfacedetection cannot
+load. Boxes only; scores map the cascade's level weight w to w / (1 + w)."""
 import cv2
 import numpy as np
 
 import cython_ext
 
+from .base import Detections, Detector
+
 CASCADES = ('haarcascade_frontalface_default.xml', 'haarcascade_profileface.xml')
 NMS_OVERLAP = 0.3
 
 
-class CascadeDetector(object):
-    """detect(img_bgr) -> rows (x1, y1, x2, y2, score); score is the
-    cascade's level weight."""
+class CascadeDetector(Detector):
 
-    def __init__(self, min_size=24, neighbours=3):
+    def __init__(self, threshold=0.0, min_size=24, neighbours=3):
+        super(CascadeDetector, self).__init__(threshold)
         self.cascades = []
         for name in CASCADES:
             cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)
@@ -31,21 +30,20 @@ class CascadeDetector(object):
             minSize=(self.min_size, self.min_size), outputRejectLevels=True)
         rows = []
         width = gray.shape[1]
-        for (x, y, w, h), score in zip(np.asarray(rects).reshape(-1, 4),
-                                       np.asarray(weights).reshape(-1)):
+        for (x, y, w, h), weight in zip(np.asarray(rects).reshape(-1, 4),
+                                        np.asarray(weights).reshape(-1)):
             x1 = width - (x + w) if mirrored else x
-            rows.append([x1, y, x1 + w - 1, y + h - 1, float(score)])
+            rows.append([x1, y, x1 + w - 1, y + h - 1, max(float(weight), 0.0)])
         return rows
 
-    def detect(self, img_bgr, threshold=0.0, scales=(1.0,)):
-        gray = cv2.equalizeHist(cv2.cvtColor(img_bgr, cv2.COLOR_BGR2GRAY))
+    def _detect(self, image_bgr):
+        gray = cv2.equalizeHist(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY))
         frontal, profile = self.cascades
         rows = self._run(frontal, gray, False)
         rows += self._run(profile, gray, False) + self._run(profile, gray[:, ::-1].copy(), True)
         if not rows:
-            return np.zeros((0, 5), dtype=np.float32)
+            return Detections.empty()
         dets = np.array(rows, dtype=np.float32)
         dets = dets[np.argsort(-dets[:, 4], kind='stable')]
         dets = dets[cython_ext.nms(np.ascontiguousarray(dets), NMS_OVERLAP)]
-        return dets[dets[:, 4] >= threshold]
-
+        return Detections(dets[:, :4].astype(np.float64), dets[:, 4] / (1.0 + dets[:, 4]), None)

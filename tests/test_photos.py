@@ -1,0 +1,194 @@
+"""test.py and the Python API on real photos: the default detector, odd
+inputs, results that never collide or overwrite, boxes given by the user."""
+import hashlib
+import json
+import time
+import xml.etree.ElementTree as ET
+
+import cv2
+import numpy as np
+import pytest
+
+import essh
+import test as test_script
+from core.handler import Face, Handler
+
+
+def _annotated(shared):
+    """{photo name: [(x1, y1, x2, y2) of the 68 points]} of the dlib faces."""
+    boxes = {}
+    folder = shared / 'data' / 'dlib-faces'
+    for xml in ('training_with_face_landmarks.xml', 'testing_with_face_landmarks.xml'):
+        for image in ET.parse(folder / xml).getroot().iter('image'):
+            for box in image.iter('box'):
+                pts = np.array([[float(p.get('x')), float(p.get('y'))] for p in box.iter('part')])
+                boxes.setdefault(image.get('file'), []).append(
+                    np.concatenate([pts.min(axis=0), pts.max(axis=0)]))
+    return boxes
+
+
+def _match(annotated, boxes):
+    """(annotated faces with a box holding their centre, boxes matching none)."""
+    found, used = 0, set()
+    for face in annotated:
+        centre = (face[:2] + face[2:]) / 2
+        hits = [i for i, b in enumerate(boxes) if b[0] <= centre[0] <= b[2]
+                and b[1] <= centre[1] <= b[3] and i not in used]
+        if hits:
+            found += 1
+            used.add(hits[0])
+    return found, len(boxes) - len(used)
+
+
+@pytest.mark.parametrize('name,min_found,max_extra', [('default', 42, 3), ('haar', 40, 8)])
+def test_detectors_on_the_dlib_photos(shared, name, min_found, max_extra):
+    detector = essh.create(name)
+    found = extra = 0
+    started = time.perf_counter()
+    for photo, faces in _annotated(shared).items():
+        result = detector.detect(cv2.imread(str(shared / 'data' / 'dlib-faces' / photo)))
+        assert result.points is None and ((0 <= result.scores) & (result.scores <= 1)).all()
+        hit, miss = _match(faces, result.boxes)
+        found, extra = found + hit, extra + miss
+    ms = (time.perf_counter() - started) * 1000 / 9
+    print('%s detector: %d of 43 faces, %d boxes matching none, %.0f ms a photo'
+          % (name, found, extra, ms))
+    assert found >= min_found and extra <= max_extra
+
+
+def test_test_py_writes_json_and_overlays_named_after_each_image(shared, small_checkpoint,
+                                                                  tmp_path, capsys):
+    out = tmp_path / 'out'
+    assert test_script.main([str(shared / 'data' / 'dlib-faces'), '--prefix', small_checkpoint,
+                             '--output', str(out)]) == 0
+    summary = capsys.readouterr().out
+    assert summary.startswith('9 images, ') and '0 unreadable' in summary
+    for photo in _annotated(shared):
+        record = json.loads((out / (photo + '.json')).read_text())
+        assert record['width'] > 0 and record['image'].endswith(photo)
+        for face in record['faces']:
+            assert np.array(face['landmarks']).shape == (68, 2)
+            assert len(face['confidence']) == 68 and len(face['box']) == 4
+            assert 0 <= face['score'] <= 1
+        overlay = cv2.imread(str(out / (photo + '.png')))
+        assert overlay.shape == cv2.imread(str(shared / 'data' / 'dlib-faces' / photo)).shape
+
+
+def _digest(folder):
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob('*')) if p.is_file()}
+
+
+def test_grey_ppm_rgba_16_bit_and_very_large_photos(shared, small_checkpoint, tmp_path):
+    photo = cv2.imread(str(shared / 'data' / 'dlib-faces' / '2008_002470.jpg'))
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    cv2.imwrite(str(inputs / 'grey.png'), cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(inputs / 'photo.ppm'), photo)
+    cv2.imwrite(str(inputs / 'rgba.png'), cv2.cvtColor(photo, cv2.COLOR_BGR2BGRA))
+    cv2.imwrite(str(inputs / 'deep.tif'), photo.astype(np.uint16) * 257)
+    big = np.zeros((4096, 4096, 3), np.uint8)
+    upscaled = cv2.resize(photo, None, fx=8, fy=8, interpolation=cv2.INTER_CUBIC)[:4096, :4096]
+    big[:upscaled.shape[0], :upscaled.shape[1]] = upscaled
+    cv2.imwrite(str(inputs / 'large.jpg'), big)
+    before = _digest(inputs)
+    out = tmp_path / 'out'
+    started = time.perf_counter()
+    assert test_script.main([str(inputs), '--prefix', small_checkpoint, '--output',
+                             str(out)]) == 0
+    print('5 photos (one 4096 x 4096) in %.1f s' % (time.perf_counter() - started))
+    counts = {}
+    for name in ('grey.png', 'photo.ppm', 'rgba.png', 'deep.tif', 'large.jpg'):
+        record = json.loads((out / (name + '.json')).read_text())
+        counts[name] = len(record['faces'])
+        assert (out / (name + '.png')).is_file()
+    assert min(counts.values()) >= 4, counts             # six people in that photo
+    large = json.loads((out / 'large.jpg.json').read_text())
+    assert large['width'] == 4096
+    boxes = np.array([f['box'] for f in large['faces']])
+    assert boxes[:, 2].max() > photo.shape[1] * 4        # original pixels, not the searched ones
+    assert _digest(inputs) == before
+
+
+def test_results_never_collide_and_never_overwrite(shared, small_checkpoint, tmp_path, capsys):
+    photo = cv2.imread(str(shared / 'data' / 'dlib-faces' / '2008_001322.jpg'))
+    inputs = tmp_path / 'photos'
+    (inputs / 'sub').mkdir(parents=True)
+    cv2.imwrite(str(inputs / 'one.jpg'), photo)
+    cv2.imwrite(str(inputs / 'one.png'), photo[:, ::-1])
+    cv2.imwrite(str(inputs / 'sub' / 'one.jpg'), photo[::2, ::2])
+    before = _digest(inputs)
+    out = tmp_path / 'out'
+    args = [str(inputs), '--prefix', small_checkpoint, '--output', str(out)]
+    assert test_script.main(args) == 0
+    capsys.readouterr()
+    names = sorted(str(p.relative_to(out)) for p in out.rglob('*.json'))
+    assert names == ['one.jpg.json', 'one.png.json', 'sub/one.jpg.json']
+    first = _digest(out)
+    assert test_script.main(args) == 1                  # an earlier run is kept
+    assert 'exists from an earlier run' in capsys.readouterr().err and _digest(out) == first
+    assert test_script.main([str(inputs), '--prefix', small_checkpoint, '--output',
+                             str(inputs)]) == 0         # results beside the photos: fine once
+    capsys.readouterr()
+    assert (inputs / 'one.jpg.png').is_file()
+    code = test_script.main([str(inputs), '--prefix', small_checkpoint, '--output', str(inputs),
+                             '--overwrite'])             # now one.jpg.png is an input too
+    assert code == 1 and 'would overwrite an input photo' in capsys.readouterr().err
+    assert {k: v for k, v in _digest(inputs).items() if k in before} == before
+    code = test_script.main([str(inputs / 'one.jpg'), str(inputs / 'sub' / 'one.jpg'),
+                             '--prefix', small_checkpoint, '--output', str(tmp_path / 'flat')])
+    assert code == 1 and 'would both write' in capsys.readouterr().err
+
+
+def test_missing_paths_empty_folders_and_unreadable_files_are_named(small_checkpoint, tmp_path,
+                                                                     capsys, caplog):
+    (tmp_path / 'empty').mkdir()
+    (tmp_path / 'broken.jpg').write_bytes(b'\x00not an image')
+    code = test_script.main([str(tmp_path / 'nowhere.jpg'), str(tmp_path / 'empty'),
+                             str(tmp_path / 'broken.jpg'), '--prefix', small_checkpoint,
+                             '--output', str(tmp_path / 'out')])
+    assert code == 1
+    assert 'nowhere.jpg does not exist' in caplog.text
+    assert 'empty: no image in this folder' in caplog.text
+    assert 'broken.jpg: cannot read this file as an image' in caplog.text
+    assert '1 image, 0 faces, 0 without a face, 1 unreadable, 2 missing' in capsys.readouterr().out
+
+
+def test_missing_checkpoint_is_one_line(tmp_path, capsys):
+    assert test_script.main([str(tmp_path), '--prefix', str(tmp_path / 'nothing')]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == ('error: no checkpoint %s-NNNN.params exists (download published models '
+                           'with `python -m tools.download NAME`)' % (tmp_path / 'nothing'))
+
+
+def test_boxes_given_by_the_user(shared, small_checkpoint, tmp_path):
+    folder = shared / 'data' / 'dlib-faces'
+    faces = _annotated(shared)['2008_002470.jpg']
+    boxes = {'2008_002470.jpg': [list(b) + [0.5] for b in faces]}
+    (tmp_path / 'boxes.json').write_text(json.dumps(boxes))
+    out = tmp_path / 'out'
+    assert test_script.main([str(folder / '2008_002470.jpg'), str(folder / '2008_001322.jpg'),
+                             '--prefix', small_checkpoint, '--boxes', str(tmp_path / 'boxes.json'),
+                             '--output', str(out), '--no-overlay']) == 0
+    record = json.loads((out / '2008_002470.jpg.json').read_text())
+    assert len(record['faces']) == len(faces)
+    np.testing.assert_allclose([f['box'] for f in record['faces']], np.array(faces), atol=0.01)
+    assert all(f['score'] == 0.5 for f in record['faces'])
+    other = json.loads((out / '2008_001322.jpg.json').read_text())
+    assert other['faces'] == [] and other['message'] == 'no box given for this image'
+    assert not list(out.glob('*.png'))
+
+
+def test_python_api(shared, small_checkpoint):
+    handler = Handler(small_checkpoint, backend='mxnet')
+    path = str(shared / 'data' / 'dlib-faces' / '2008_002470.jpg')
+    faces = handler.get_landmarks(path)
+    assert faces and all(isinstance(f, Face) for f in faces)
+    assert faces[0].landmarks.shape == (68, 2) and faces[0].confidence.shape == (68,)
+    image = cv2.imread(path)
+    again = handler.get_landmarks(image)
+    np.testing.assert_allclose(again[0].landmarks, faces[0].landmarks)
+    given = handler.get_landmarks(image, boxes=[faces[0].box])
+    assert len(given) == 1 and given[0].score == 1.0
+    folder = handler.get_landmarks_from_directory(str(shared / 'data' / 'dlib-faces'))
+    assert len(folder) == 9 and len(folder[path]) == len(faces)
