@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 MXNET ?=
 ONNXRUNTIME ?=
 
-.PHONY: setup packages ext test demo summary clean
+.PHONY: setup packages ext test demo figures summary clean
 
 setup: packages config.py ext
 
@@ -30,6 +30,9 @@ test: setup
 
 demo: setup
 	$(PY) -m tools.demo
+
+figures: setup
+	$(PY) -m tools.figures --out docs/figures
 
 summary: setup
 	$(PY) -m tools.summary

@@ -1,26 +1,57 @@
 #!/usr/bin/env bash
-# Train a network: edit the variables below, then `./train.sh` (foreground) or
-# `./train.sh --detach` (background; follow with `tail -f $LOG`).
-# GPUs: CUDA_VISIBLE_DEVICES=0,1 ./train.sh   (unset or empty trains on the CPU)
+# Train a network with train.py: edit the variables below (or set them in the
+# environment), then run `./train.sh`. `./train.sh --help` says more.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-NETWORK=hourglass                       # hourglass | satnet
-DATASET=i2d                             # i2d | i3d
-MODEL_DIR=./models/my-hg2d3-cab         # checkpoints, CSV log and plots go here
-PRETRAINED=""                           # e.g. ./models/model-hg2d3-cab/model,0
-LOG=$MODEL_DIR/train.log
-EXTRA=(--per-batch-size 16 --lr 1e-4 --lr-epoch-step 20,35,45)   # more train.py flags, e.g. --set net_block=hpm
-
+NETWORK=${NETWORK:-hourglass}                    # hourglass | satnet
+DATASET=${DATASET:-i2d}                          # i2d | i3d
+MODEL_DIR=${MODEL_DIR:-./models/my-hg2d3-cab}    # checkpoints, CSV log, plots, train.log
+PRETRAINED=${PRETRAINED:-}                       # e.g. ./models/model-hg2d3-cab/model,0
 PY=${PY:-.venv/bin/python}
-mkdir -p "$MODEL_DIR"
+EXTRA=(--per-batch-size 16 --lr 1e-4 --lr-epoch-step 20,35,45)   # more train.py flags
+
+usage() {
+    cat <<EOF
+usage: ./train.sh [--detach] [--resume | --overwrite] [--help]
+
+Runs train.py with the variables at the top of train.sh (or from the environment):
+  NETWORK=$NETWORK  DATASET=$DATASET  MODEL_DIR=$MODEL_DIR
+  PRETRAINED=${PRETRAINED:-(none)}  PY=$PY
+  EXTRA=(${EXTRA[*]})
+The run writes MODEL_DIR/model-*.params, model-log.csv (+ .png), model-config.json and
+appends its output to MODEL_DIR/train.log.
+
+  --detach     run in the background (follow with: tail -f MODEL_DIR/train.log)
+  --resume     continue the run in MODEL_DIR where it stopped
+  --overwrite  start over in a MODEL_DIR that holds a run (deletes its files)
+  --help       print this and start nothing
+
+Devices: CUDA_VISIBLE_DEVICES=0,1 ./train.sh   (unset: every GPU found; -1: the CPU)
+EOF
+}
+
+DETACH=0
+RUN_FLAGS=()
+for arg in "$@"; do
+    case "$arg" in
+        --detach) DETACH=1 ;;
+        --resume|--overwrite) RUN_FLAGS+=("$arg") ;;
+        --help|-h) usage; exit 0 ;;
+        *) echo "train.sh: unknown option $arg" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
 ARGS=(--network "$NETWORK" --dataset "$DATASET" --prefix "$MODEL_DIR/model" "${EXTRA[@]}")
 if [ -n "$PRETRAINED" ]; then ARGS+=(--pretrained "$PRETRAINED"); fi
+ARGS+=("${RUN_FLAGS[@]}")
+mkdir -p "$MODEL_DIR"
+LOG=$MODEL_DIR/train.log
 
-if [ "${1:-}" = "--detach" ]; then
-    nohup "$PY" train.py "${ARGS[@]}" > "$LOG" 2>&1 &
+if [ "$DETACH" = 1 ]; then
+    nohup "$PY" train.py "${ARGS[@]}" >> "$LOG" 2>&1 &
     echo "training in the background (pid $!); log: $LOG"
 else
-    "$PY" train.py "${ARGS[@]}" 2>&1 | tee "$LOG"
+    "$PY" train.py "${ARGS[@]}" 2>&1 | tee -a "$LOG"
     "$PY" -m tools.plot_log "$MODEL_DIR/model-log.csv"
 fi

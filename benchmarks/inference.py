@@ -1,10 +1,11 @@
 """CPU inference speed of a network: MXNet Module, hybridized Gluon (static
-allocation) and ONNX Runtime, at batch 1 and 8, with FLOPs counted from the
-graph and ratios against the plain MXNet Module measured in the same run.
+allocation), ONNX Runtime FP32 and INT8, at batch 1 and 8, with operations
+counted from the graph, ratios against the plain MXNet Module measured in
+the same run, and the machine's measured peak for reference.
 
     python -m benchmarks.inference                      # hg2d3-cab, random weights
     python -m benchmarks.inference --model sat2d3-cab
-    python -m benchmarks.inference --prefix ./models/model-hg2d3-cab/model --epoch 0
+    python -m benchmarks.inference --prefix ./models/model-hg2d3-cab/model
 """
 import argparse
 import json
@@ -15,10 +16,13 @@ import time
 import mxnet as mx
 import numpy as np
 
+from benchmarks.models import random_checkpoint
 from core.checkpoint import load_checkpoint
 from core.onnx_export import export, ort_session
-from symbol import get_symbol, inference_symbol, param_shapes, to_gluon
-from core.config import published_config
+from core.predictor import resolve
+from core.quantize import quantize
+from data.workers import usable_cpus
+from symbol import inference_symbol, to_gluon
 
 
 CONV_OPS = ('Convolution', 'Deconvolution', '_contrib_DeformableConvolution')
@@ -57,7 +61,32 @@ def timed(fn, batch, seconds=8.0, warmup=2):
     return float(np.median(times))
 
 
-def runners(sym, arg_params, aux_params, batch, onnx_path, input_size):
+def measured_peaks(threads, size=1024, seconds=2.0):
+    """(FP32 GFLOP/s of a float32 matrix product, INT8 GOPS of ONNX
+    Runtime's MatMulInteger (UINT8 x INT8, the VNNI path)) on this machine."""
+    import onnx
+    from onnx import TensorProto, helper
+    rng = np.random.RandomState(0)
+    a = rng.uniform(-1, 1, (size, size)).astype(np.float32)
+    fp32 = timed(lambda: a @ a, 1, seconds)
+    weights = rng.randint(-127, 127, (size, size)).astype(np.int8)
+    graph = helper.make_graph(
+        [helper.make_node('MatMulInteger', ['a', 'b'], ['c'])], 'peak',
+        [helper.make_tensor_value_info('a', TensorProto.UINT8, [size, size])],
+        [helper.make_tensor_value_info('c', TensorProto.INT32, [size, size])],
+        [helper.make_tensor('b', TensorProto.INT8, [size, size], weights.tobytes(), raw=True)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, 'peak.onnx')
+        onnx.save(model, path)
+        session = ort_session(path, threads)
+        data = rng.randint(0, 255, (size, size)).astype(np.uint8)
+        int8 = timed(lambda: session.run(None, {'a': data}), 1, seconds)
+    ops = 2.0 * size ** 3
+    return ops / fp32 / 1e9, ops / int8 / 1e9
+
+
+def runners(sym, arg_params, aux_params, batch, onnx_paths, input_size):
     pred = inference_symbol(sym)
     data = np.random.RandomState(0).uniform(0, 255, (batch, 3, input_size, input_size))
     data = data.astype(np.float32)
@@ -78,54 +107,48 @@ def runners(sym, arg_params, aux_params, batch, onnx_path, input_size):
 
     def run_gluon():
         net(nd_data).wait_to_read()
-    session = ort_session(onnx_path)
-    name = session.get_inputs()[0].name
-
-    def run_onnx():
-        session.run(None, {name: data})
-    return [('MXNet Module', run_module), ('Gluon hybridized', run_gluon),
-            ('ONNX Runtime', run_onnx)]
+    found = [('MXNet Module', run_module), ('Gluon hybridized', run_gluon)]
+    for label, path in onnx_paths:
+        session = ort_session(path)
+        found.append((label, lambda s=session: s.run(None, {s.get_inputs()[0].name: data})))
+    return found
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--model', default='hg2d3-cab', help='published configuration name')
     parser.add_argument('--prefix', help='checkpoint prefix (instead of random weights)')
-    parser.add_argument('--epoch', type=int, default=0)
+    parser.add_argument('--epoch', type=int, help='checkpoint number (default: the best)')
     parser.add_argument('--batches', default='1,8')
     parser.add_argument('--seconds', type=float, default=8.0, help='timing per measurement')
     args = parser.parse_args(argv)
-    if args.prefix:
-        sym, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
-        title = '%s-%04d' % (args.prefix, args.epoch)
-    else:
-        cfg = published_config(args.model)
-        sym = get_symbol(cfg)
-        shapes = param_shapes(sym, (1, 3, 128, 128), (1, 68, 64, 64))
-        rng = np.random.RandomState(0)
-        aux_names = set(sym.list_auxiliary_states())
-        arg_params = {k: mx.nd.array(rng.normal(0, 0.05, s)) for k, s in shapes.items()
-                      if k not in aux_names}
-        aux_params = {k: mx.nd.array(rng.uniform(0.5, 1.5, s) if k.endswith('var')
-                                     else rng.normal(0, 0.05, s))
-                      for k, s in shapes.items() if k in aux_names}
-        title = '%s (random weights)' % args.model
-    gflop = count_flops(inference_symbol(sym)) / 1e9
-    print('%s: %.2f GFLOP per 128x128 face; %d cores' % (title, gflop, os.cpu_count()))
+    threads = usable_cpus()
+    fp32_peak, int8_peak = measured_peaks(threads)
+    print('this machine (%d cores): measured peak %.0f GFLOP/s FP32 (matrix product), %.0f GOPS '
+          'INT8 (ONNX Runtime MatMulInteger)' % (threads, fp32_peak, int8_peak))
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = os.path.join(tmp, 'model.onnx')
-        export(sym, arg_params, aux_params, onnx_path, 'dynamic')
+        checkpoint = resolve(args.prefix or random_checkpoint(args.model, tmp), args.epoch)
+        sym, arg_params, aux_params = load_checkpoint(checkpoint.prefix, checkpoint.number)
+        size = checkpoint.input_size
+        gflop = count_flops(inference_symbol(sym), size) / 1e9
+        print('%s: %.2f GFLOP per %dx%d face' % (
+            checkpoint.prefix if args.prefix else '%s (random weights)' % args.model, gflop,
+            size, size))
+        fp32, int8 = os.path.join(tmp, 'fp32.onnx'), os.path.join(tmp, 'int8.onnx')
+        export(sym, arg_params, aux_params, fp32, 'dynamic', size)
+        quantize(fp32, int8, checkpoint.cfg, max_loss=None)
         for batch in [int(b) for b in args.batches.split(',')]:
             print('\nbatch %d' % batch)
-            print('  %-18s %10s %9s %9s %10s' % ('runtime', 'ms/face', 'faces/s', 'GFLOP/s',
-                                                 'vs Module'))
+            print('  %-22s %10s %9s %13s %10s' % ('runtime', 'ms/face', 'faces/s', 'G(FL)OP/s',
+                                                  'vs Module'))
             baseline = None
-            for label, fn in runners(sym, arg_params, aux_params, batch, onnx_path, 128):
+            for label, fn in runners(sym, arg_params, aux_params, batch,
+                                     [('ONNX Runtime FP32', fp32), ('ONNX Runtime INT8', int8)],
+                                     size):
                 per_face = timed(fn, batch, args.seconds) / batch
                 baseline = baseline or per_face
-                print('  %-18s %10.1f %9.2f %9.1f %9.2fx' % (label, per_face * 1e3, 1 / per_face,
-                                                             gflop / per_face,
-                                                             baseline / per_face))
+                print('  %-22s %10.1f %9.2f %13.1f %9.2fx' % (
+                    label, per_face * 1e3, 1 / per_face, gflop / per_face, baseline / per_face))
 
 
 if __name__ == '__main__':

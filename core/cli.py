@@ -1,7 +1,7 @@
 """What every script does around its work: a user's mistake is one line on
 stderr and exit code 1 (the traceback only with --debug), Ctrl-C is exit
-130, and third-party chatter (MXNet's oneDNN notices) stays hidden unless
-asked for."""
+130, and third-party chatter (MXNet's oneDNN notices, hidden by `core`)
+shows only when asked for."""
 import logging
 import os
 import sys
@@ -12,8 +12,8 @@ def run(body, argv=None, errors=(), chatter_flag='--verbose'):
     OSError and `errors`) into one line. Returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = '--debug' in argv
-    if not debug and chatter_flag not in argv:
-        os.environ['MXNET_SUBGRAPH_VERBOSE'] = '0'
+    if debug or chatter_flag in argv:
+        os.environ['MXNET_SUBGRAPH_VERBOSE'] = '1'
     try:
         return body(argv)
     except KeyboardInterrupt:

@@ -23,7 +23,9 @@ from .checkpoint import fit_params, load_checkpoint, params_path
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ('auto', 'mxnet', 'onnx')
+BACKENDS = ('auto', 'mxnet', 'onnx', 'onnx-int8')
+# What an INT8 export is calibrated on when made for a backend.
+INT8_CALIBRATION = 'synthetic:128:seed0'
 
 
 class Checkpoint(collections.namedtuple('Checkpoint', 'prefix number cfg why source')):
@@ -68,14 +70,16 @@ class MXNetPredictor(object):
         self.module.set_params(arg_params, aux_params)
 
     def __call__(self, data):
+        """Heatmaps in chunks of at most `batch_size`; the module is reshaped
+        (sharing its memory) to each chunk's size rather than padded."""
         data = np.asarray(data, dtype=np.float32)
         out = []
         for start in range(0, len(data), self.batch_size):
             chunk = data[start:start + self.batch_size]
-            padded = np.zeros((self.batch_size,) + chunk.shape[1:], np.float32)
-            padded[:len(chunk)] = chunk
-            self.module.forward(mx.io.DataBatch([mx.nd.array(padded)]), is_train=False)
-            out.append(self.module.get_outputs()[0].asnumpy()[:len(chunk)])
+            if self.module.data_shapes[0].shape[0] != len(chunk):
+                self.module.reshape([('data', chunk.shape)])
+            self.module.forward(mx.io.DataBatch([mx.nd.array(chunk)]), is_train=False)
+            out.append(self.module.get_outputs()[0].asnumpy())
         return np.concatenate(out) if out else np.zeros((0,))
 
 
@@ -90,9 +94,12 @@ def _fingerprint(path):
 def onnx_source(checkpoint, kind):
     """What an ONNX export of `checkpoint` is made from; a cached export
     with another record is made again."""
-    return {'params': os.path.basename(checkpoint.params),
-            'params_sha256': _fingerprint(checkpoint.params),
-            'input_size': checkpoint.input_size, 'kind': kind, 'batch': 'dynamic'}
+    source = {'params': os.path.basename(checkpoint.params),
+              'params_sha256': _fingerprint(checkpoint.params),
+              'input_size': checkpoint.input_size, 'kind': kind, 'batch': 'dynamic'}
+    if kind == 'int8':
+        source['calibration'] = INT8_CALIBRATION
+    return source
 
 
 def cached_onnx(checkpoint, kind, make):
@@ -116,15 +123,20 @@ def cached_onnx(checkpoint, kind, make):
 
 class OnnxPredictor(object):
     """The same prediction run by ONNX Runtime, from an export cached beside
-    the checkpoint; `gpu` >= 0 uses the CUDA provider when onnxruntime-gpu
-    is installed."""
-    backend = 'onnx'
+    the checkpoint (FP32, or INT8 calibrated on synthetic faces and checked
+    against FP32); `gpu` >= 0 uses the CUDA provider when onnxruntime-gpu is
+    installed."""
 
-    def __init__(self, checkpoint, gpu=-1):
+    def __init__(self, checkpoint, gpu=-1, int8=False):
         from .onnx_export import export, ort_session
+        self.backend = 'onnx-int8' if int8 else 'onnx'
         path = cached_onnx(checkpoint, 'fp32', lambda out: export(
             *load_checkpoint(checkpoint.prefix, checkpoint.number), out_path=out, batch='dynamic',
             input_size=checkpoint.input_size))
+        if int8:
+            from .quantize import quantize
+            path = cached_onnx(checkpoint, 'int8',
+                               lambda out, fp32=path: quantize(fp32, out, checkpoint.cfg))
         self.session = ort_session(path, gpu=gpu)
         self.input_name = self.session.get_inputs()[0].name
 
@@ -154,7 +166,7 @@ def make_predictor(checkpoint, backend='auto', gpu=-1):
     if backend == 'auto':
         backend, why = auto_backend(checkpoint, gpu)
         log.info('backend: %s', why)
-    if backend == 'onnx':
-        return OnnxPredictor(checkpoint, gpu)
+    if backend.startswith('onnx'):
+        return OnnxPredictor(checkpoint, gpu, int8=backend == 'onnx-int8')
     from .devices import inference_context
     return MXNetPredictor(checkpoint, inference_context(gpu))

@@ -64,7 +64,7 @@ def plot_ced(curves, threshold, title='Cumulative error distribution'):
     ax.set(xlim=(0, threshold * 100), ylim=(0, 1), xlabel='NME (%)',
            ylabel='fraction of images', title=title)
     ax.grid(alpha=0.3)
-    ax.legend(loc='lower right')
+    ax.legend(loc='upper left')
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format='png', dpi=100)

@@ -64,8 +64,9 @@ def check_points(points):
         raise Skip('wrong point count: %d instead of 68' % (points.size // 2))
     points = points.reshape(NUM_POINTS, 2)
     if not np.isfinite(points).all():
-        raise Skip('%d landmarks are not finite (missing or NaN)'
-                   % int((~np.isfinite(points)).any(axis=1).sum()))
+        bad = int((~np.isfinite(points)).any(axis=1).sum())
+        raise Skip('%d landmark%s not finite (missing or NaN)' % (bad, ' is' if bad == 1
+                                                                   else 's are'))
     return points
 
 
@@ -229,11 +230,11 @@ READERS = {
 }
 
 
-def build(faces, out_prefix, progress=True):
+def build(faces, out_prefix, progress=True, overwrite=False):
     """Write every face with finite points; returns (written, kept with
     points outside their image, [(name, reason) skipped])."""
     skipped, outside_count = [], 0
-    with RecordWriter(out_prefix) as writer:
+    with RecordWriter(out_prefix, overwrite) as writer:
         for name, image_fn, points_fn in tqdm(list(faces), disable=not progress, unit='face'):
             if isinstance(points_fn, Skip):
                 skipped.append((name, str(points_fn)))
@@ -266,6 +267,7 @@ def main(argv=None):
                         help='300W-LP points (default pts_3d, the projected 3D landmarks)')
     parser.add_argument('--pts-one-based-keep', action='store_true',
                         help='keep .pts coordinates as written (default subtracts 1)')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing OUT set')
     args = parser.parse_args(argv)
     for path in args.input:
         if not os.path.exists(path):
@@ -273,8 +275,9 @@ def main(argv=None):
     if args.format == 'cofw' and not args.cofw_points:
         parser.error('--format cofw needs --cofw-points DIR')
     try:
-        count, kept_outside, skipped = build(READERS[args.format](args), args.out)
-    except ValueError as err:
+        count, kept_outside, skipped = build(READERS[args.format](args), args.out,
+                                             overwrite=args.overwrite)
+    except (ValueError, OSError) as err:
         print('error: %s' % err, file=sys.stderr)
         return 1
     if skipped:

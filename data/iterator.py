@@ -58,8 +58,9 @@ class FaceSegIter(mx.io.DataIter):
             raise ValueError('%s holds %d records, fewer than the %d workers sharing it'
                              % (self.path, len(reader.keys), num_parts))
         if num_parts > 1 and len(reader.keys) % num_parts:
-            log.info('%s: %d records left out so that %d workers get %d each', self.path,
-                     len(reader.keys) % num_parts, num_parts, share)
+            left = len(reader.keys) % num_parts
+            log.info('%s: %d record%s left out so that %d workers get %d each', self.path,
+                     left, '' if left == 1 else 's', num_parts, share)
         self.part_index, self.num_parts = part_index, num_parts
         self.per_batch_size = per_batch_size or batch_size
         if batch_size % self.per_batch_size:

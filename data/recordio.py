@@ -5,6 +5,7 @@ The reader and writer are plain Python (byte-compatible with
 `mx.recordio.MXIndexedRecordIO`) so that worker processes need no MXNet, and
 so that a damaged record is reported instead of crashing a run.
 """
+import errno
 import os
 import struct
 
@@ -170,12 +171,17 @@ class RecordWriter(object):
     """Write `PREFIX.rec` + `PREFIX.idx` (+ `PREFIX.names` when records are
     named) safely: records go to temporary files, flushed, fsynced and
     renamed into place by `commit()`; leaving the `with` block through an
-    exception deletes them, so a failed build never leaves a half set. A
-    failed write raises WriteError naming the file and the cause."""
+    exception deletes them, so a failed build never leaves a half set. An
+    existing set is replaced only with `overwrite`. A failed write raises
+    WriteError naming the file and the cause."""
 
-    def __init__(self, prefix):
+    def __init__(self, prefix, overwrite=False):
         self.rec_path = str(prefix) + '.rec'
         self.idx_path = str(prefix) + '.idx'
+        existing = [p for p in (self.rec_path, self.idx_path) if os.path.exists(p)]
+        if existing and not overwrite:
+            raise WriteError(errno.EEXIST, '%s exists; not replacing a record set (choose '
+                             'another output or overwrite it deliberately)' % existing[0])
         self._files = [AtomicFile(self.rec_path, 'wb'), AtomicFile(self.idx_path, 'w')]
         self._rec = self._files[0].__enter__()
         try:

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from . import geometry
 from .build import aligned_record
+from .files import write_atomic
 from .recordio import RecordWriter
 
 JAW, BROWS, NOSE_BRIDGE, NOSE_BASE = range(0, 17), range(17, 27), range(27, 31), range(31, 36)
@@ -223,10 +224,10 @@ def synth_photo(rng, size=640, faces=3):
     return _finish(image, rng, union, occlusion=False), placed
 
 
-def write_records(out_prefix, count, seed=0, progress=True):
+def write_records(out_prefix, count, seed=0, progress=True, overwrite=False):
     """Write `count` synthetic faces as an aligned record set."""
     rng = np.random.default_rng(seed)
-    with RecordWriter(out_prefix) as writer:
+    with RecordWriter(out_prefix, overwrite) as writer:
         for _ in tqdm(range(count), disable=not progress, unit='face', desc='synth'):
             image, points = synth_face(rng)
             writer.write(aligned_record(image, points, writer.count))
@@ -236,14 +237,14 @@ def write_records(out_prefix, count, seed=0, progress=True):
 def write_photos(folder, count, seed=0):
     """Write `count` multi-face photos as JPEG + a JSON of their landmarks."""
     rng = np.random.default_rng(seed)
-    os.makedirs(folder, exist_ok=True)
     for i in range(count):
         image, faces = synth_photo(rng, faces=int(rng.integers(1, 4)))
         name = os.path.join(folder, 'synth-%02d' % i)
-        cv2.imwrite(name + '.jpg', cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, 92])
-        with open(name + '.json', 'w') as f:
-            json.dump({'landmarks': [p.round(2).tolist() for p in faces]}, f)
+        jpeg = cv2.imencode('.jpg', cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+        write_atomic(name + '.jpg', jpeg, overwrite=False)
+        write_atomic(name + '.json', json.dumps({'landmarks': [p.round(2).tolist()
+                                                               for p in faces]}), overwrite=False)
 
 
 def main(argv=None):
@@ -252,15 +253,20 @@ def main(argv=None):
     parser.add_argument('--photos', help='folder to write multi-face JPEG photos into')
     parser.add_argument('--count', type=int, default=100)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --out set')
     args = parser.parse_args(argv)
     if not args.out and not args.photos:
         parser.error('give --out PREFIX (records) or --photos DIR')
-    if args.out:
-        write_records(args.out, args.count, args.seed)
-        print('wrote %d synthetic faces to %s.rec' % (args.count, args.out))
-    if args.photos:
-        write_photos(args.photos, args.count, args.seed)
-        print('wrote %d photos to %s' % (args.count, args.photos))
+    try:
+        if args.out:
+            write_records(args.out, args.count, args.seed, overwrite=args.overwrite)
+            print('wrote %d synthetic faces to %s.rec' % (args.count, args.out))
+        if args.photos:
+            write_photos(args.photos, args.count, args.seed)
+            print('wrote %d photos to %s' % (args.count, args.photos))
+    except OSError as err:
+        print('error: %s' % err, file=sys.stderr)
+        return 1
     return 0
 
 

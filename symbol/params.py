@@ -42,19 +42,13 @@ def describe_mismatch(missing, unexpected, misshaped, limit=20):
     return '; '.join(lines)
 
 
-def to_gluon(sym, arg_params=None, aux_params=None, ctx=None, data_shape=(1, 3, 128, 128)):
-    """Wrap the prediction of `sym` as a `gluon.SymbolBlock` taking `data`.
-
-    With parameters given they must match exactly (ValueError names what does
-    not); without, the block is Xavier-initialised.
-    """
+def to_gluon(sym, arg_params, aux_params, ctx=None, data_shape=(1, 3, 128, 128)):
+    """Wrap the prediction of `sym` with its parameters as a
+    `gluon.SymbolBlock` taking `data`; they must match exactly (ValueError
+    names what does not)."""
     ctx = ctx or mx.cpu()
     pred = inference_symbol(sym)
-    net = mx.gluon.SymbolBlock(outputs=pred, inputs=mx.sym.var('data'))
-    if arg_params is None and aux_params is None:
-        net.initialize(mx.init.Xavier(), ctx=ctx)
-        return net
-    arg_params, aux_params = arg_params or {}, aux_params or {}
+    net = mx.gluon.SymbolBlock(outputs=pred, inputs=mx.sym.var('data', dtype='float32'))
     missing, _, misshaped = compare_params(pred, arg_params, aux_params, data_shape)
     if missing or misshaped:
         raise ValueError('parameters do not fit the network: '

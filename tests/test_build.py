@@ -63,7 +63,7 @@ def test_pts_keeps_points_outside_the_image_and_refuses_non_finite_ones(tmp_path
     assert report[-2] == ('wrote 2 faces to %s.rec (1 with points outside their image, kept: '
                           'the aligned crop pads)' % out)
     assert report[-1] == 'the published ibug set has 135 faces; this build differs by -133'
-    for name, reason in (('nan.jpg', '1 landmarks are not finite'),
+    for name, reason in (('nan.jpg', '1 landmark is not finite'),
                          ('short.jpg', '.pts has 66 points (n_points 66), not 68'),
                          ('broken.jpg', 'unreadable image'), ('alone.png', 'no .pts file')):
         assert any(name in line and reason in line for line in report), name
@@ -180,3 +180,19 @@ def test_300w_lp(tmp_path, capsys, which):
     stored = _stored(out)
     assert len(stored) == 1
     np.testing.assert_allclose(stored[0], _expected(points), atol=1e-3)
+
+
+def test_an_existing_set_is_replaced_only_when_asked(tmp_path, capsys):
+    (image, points), = _faces(1, seed=8)
+    _jpg(tmp_path / 'face.jpg', image)
+    _write_pts(tmp_path / 'face.pts', points + 1)
+    out = str(tmp_path / 'out' / 'set')
+    args = ['--format', 'pts', '--input', str(tmp_path / 'face.jpg'), '--out', out]
+    assert build.main(args) == 0
+    before = open(out + '.rec', 'rb').read()
+    capsys.readouterr()
+    assert build.main(args + ['--pts-one-based-keep']) == 1
+    assert 'set.rec exists; not replacing a record set' in capsys.readouterr().err
+    assert open(out + '.rec', 'rb').read() == before
+    assert build.main(args + ['--pts-one-based-keep', '--overwrite']) == 0
+    assert open(out + '.rec', 'rb').read() != before

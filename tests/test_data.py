@@ -339,9 +339,12 @@ def test_synthetic_faces_are_drawn_through_their_points():
     assert np.median(contrast) > 20
 
 
-def test_inspect_dumps_images_and_contact_sheet(synth_rec, tmp_path):
+def test_inspect_dumps_images_and_contact_sheet(synth_rec, tmp_path, capsys):
     assert inspect_data.main(['--rec', synth_rec, '--out', str(tmp_path / 'raw'),
                               '--count', '5']) == 0
+    assert 'wrote 5 of the 40 records of %s (--count 5)' % synth_rec in capsys.readouterr().out
+    assert inspect_data.main(['--rec', synth_rec, '--out', str(tmp_path / 'raw')]) == 1
+    assert 'holds an earlier dump' in capsys.readouterr().err
     assert len(list((tmp_path / 'raw').glob('*.jpg'))) == 5
     sheet = cv2.imread(str(tmp_path / 'raw' / 'contact_sheet.png'))
     assert sheet.shape == (160, 8 * 160, 3)

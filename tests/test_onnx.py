@@ -1,6 +1,8 @@
-"""ONNX export of the published graph and the inference backend switch."""
+"""ONNX export of the published graph, the inference backends (MXNet, ONNX
+Runtime FP32 and INT8) and checkpoints that say their input size."""
 import json
 import re
+from pathlib import Path
 
 import mxnet as mx
 import numpy as np
@@ -125,3 +127,49 @@ def test_a_256_input_checkpoint_is_used_at_256_by_every_tool(run_at_256, tmp_pat
         % prefix in caplog.text
     record = json.loads((tmp_path / 'aligned' / 'synth-00.jpg.json').read_text())
     assert record['faces'] and np.array(record['faces'][0]['landmarks']).shape == (68, 2)
+
+
+@pytest.fixture(scope='module')
+def trained_small(tmp_path_factory):
+    """A small network trained on 160 synthetic faces (100 steps)."""
+    root = tmp_path_factory.mktemp('int8')
+    synth.write_records(str(root / 'train'), 160, seed=31, progress=False)
+    synth.write_records(str(root / 'synth_test'), 32, seed=32, progress=False)
+    prefix = root / 'run' / 'model'
+    assert train.main(['--prefix', str(prefix), '--set', 'dataset_path=%s' % root,
+                       '--set', "val_targets=['synth_test']", '--set', 'multiplier=0.125',
+                       '--set', 'net_stacks=1', '--set', 'net_n=2', '--set', 'net_block=resnet',
+                       '--set', 'losstype=ce', '--per-batch-size', '8', '--lr', '3e-3',
+                       '--optimizer', 'adam', '--lr-epoch-step', '4,5', '--verbose', '50',
+                       '--workers', '1']) == 0
+    return root, str(prefix)
+
+
+def test_int8_is_checked_against_fp32_before_it_is_written(trained_small, tmp_path, capsys):
+    root, prefix = trained_small
+    out = tmp_path / 'int8.onnx'
+    assert export_onnx.main(['--prefix', prefix, '--out', str(out), '--int8']) == 0
+    report = capsys.readouterr().out
+    fp32, int8 = (float(v) for v in re.search(
+        r'held-out NME on 64 crops \(calibration synthetic:128:seed0\): FP32 ([0-9.]+)%, '
+        r'INT8 ([0-9.]+)%', report).groups())
+    print('synthetic held-out NME: FP32 %.3f%%, INT8 %.3f%%' % (fp32, int8))
+    assert fp32 < 60 and int8 <= fp32 * 1.02
+    model = onnx.load(str(out))
+    ops = {node.op_type for node in model.graph.node}
+    assert {'QuantizeLinear', 'DequantizeLinear'} <= ops
+    assert any(i.data_type == onnx.TensorProto.INT8 for i in model.graph.initializer)
+    refused = tmp_path / 'refused.onnx'
+    assert export_onnx.main(['--prefix', prefix, '--out', str(refused), '--int8',
+                             '--calibration', str(root / 'synth_test.rec'),
+                             '--max-loss', '-100']) == 1
+    assert 'nothing written' in capsys.readouterr().err and not refused.exists()
+    figures = {}
+    for backend in ('onnx', 'onnx-int8'):
+        assert test_rec_nme.main(['--rec', str(root / 'synth_test.rec'), '--prefix', prefix,
+                                  '--backend', backend, '--output', str(tmp_path / backend)]) == 0
+        figures[backend] = float(re.search(r'nme on synth_test is ([0-9.]+)%',
+                                           capsys.readouterr().out).group(1))
+    print('synth_test NME with the test script: %s' % figures)
+    assert figures['onnx-int8'] <= figures['onnx'] * 1.03
+    assert (Path(prefix).parent / ('model-%04d-int8.onnx' % resolve(prefix).number)).is_file()

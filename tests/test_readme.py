@@ -1,48 +1,171 @@
-"""Every command shown in the README exists and answers --help."""
+"""The README is the user's guide: every command in it works, every picture
+it shows exists and is made by `make figures`, its Python example runs, and
+its "Train on your data" walk-through goes from .pts folders to a trained
+checkpoint and its NME."""
+import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
+from conftest import write_small_checkpoint
+
 ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / 'README.md').read_text()
+FAST = ['--set', 'multiplier=0.125', '--set', 'net_stacks=1', '--set', 'net_n=2',
+        '--set', 'net_block=resnet', '--set', 'losstype=ce', '--per-batch-size', '8',
+        '--lr', '1e-3', '--optimizer', 'adam', '--lr-epoch-step', '3', '--verbose', '10',
+        '--workers', '0']
 
 
-def readme_commands():
-    text = (ROOT / 'README.md').read_text()
-    commands = []
-    for block in re.findall(r'```bash\n(.*?)```', text, flags=re.S):
+def blocks(language):
+    return re.findall(r'```%s\n(.*?)```' % language, README, flags=re.S)
+
+
+def commands():
+    found = []
+    for block in blocks('bash'):
         for line in block.splitlines():
-            line = line.split('#')[0].strip()
+            line = line.split(' # ')[0].strip()
             if line:
-                commands.append(line)
-    return commands
+                found.append(line)
+    return found
 
 
-COMMANDS = readme_commands()
+def section(title):
+    return README.split('## ' + title, 1)[1].split('\n## ', 1)[0]
 
 
-def test_readme_shows_the_two_commands():
-    assert 'make demo' in COMMANDS and 'make test' in COMMANDS
+def env_and_words(command):
+    """(environment assignments, the command's words)."""
+    words = shlex.split(command)
+    env = {}
+    while words and re.match(r'^[A-Z_]+=', words[0]):
+        key, value = words.pop(0).split('=', 1)
+        env[key] = value
+    return env, words
+
+
+def test_readme_shows_the_two_commands_that_ci_runs():
+    assert 'make demo' in commands() and 'make test' in commands()
     ci = (ROOT / '.ci' / 'run').read_text()
     assert 'make setup' in ci and 'make test' in ci
 
 
-@pytest.mark.parametrize('command', COMMANDS)
-def test_readme_command_exists_and_answers_help(command):
-    words = command.split()
+@pytest.mark.parametrize('command', commands())
+def test_readme_command_works(command, tmp_path):
+    env, words = env_and_words(command)
     if words[0] == 'make':
         assert re.search(r'^%s:' % re.escape(words[1]), (ROOT / 'Makefile').read_text(), re.M)
+        proc = subprocess.run(['make', '-n'] + words[1:], cwd=str(ROOT), capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr
         return
-    if words[0].endswith('.sh'):
-        script = ROOT / words[0]
-        assert script.is_file() and script.stat().st_mode & 0o111
-        subprocess.run(['bash', '-n', str(script)], check=True)
+    if words[0] == './train.sh':
+        test_train_sh_help_starts_nothing(tmp_path)
         return
     assert words[0] == 'python', command
+    if words[1] == '-c':
+        proc = subprocess.run([sys.executable] + words[1:], cwd=str(ROOT), capture_output=True,
+                              text=True, env=dict(os.environ, **env))
+        assert proc.returncode == 0, proc.stderr
+        return
     target = words[1:3] if words[1] == '-m' else words[1:2]
     proc = subprocess.run([sys.executable] + target + ['--help'], cwd=str(ROOT),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert 'usage' in proc.stdout.lower()
+
+
+def test_train_sh_help_starts_nothing(tmp_path):
+    model_dir = tmp_path / 'never-made'
+    env = dict(os.environ, MODEL_DIR=str(model_dir), PY='false-python-that-does-not-exist')
+    for args, code in ((['--help'], 0), (['-h'], 0), (['--frobnicate'], 2)):
+        proc = subprocess.run([str(ROOT / 'train.sh')] + args, capture_output=True, text=True,
+                              env=env, timeout=30)
+        assert proc.returncode == code
+        text = proc.stdout + proc.stderr
+        assert 'usage: ./train.sh' in text and 'MODEL_DIR=%s' % model_dir in text
+    assert not model_dir.exists()
+
+
+def test_every_picture_exists_and_make_figures_makes_them(tmp_path):
+    pictures = re.findall(r'!\[[^\]]*\]\(([^)]+)\)', README)
+    assert len(pictures) >= 3
+    for picture in pictures:
+        assert (ROOT / picture).is_file(), picture
+        assert cv2.imread(str(ROOT / picture)) is not None, picture
+    make = subprocess.run(['make', '-n', 'figures'], cwd=str(ROOT), capture_output=True,
+                          text=True)
+    assert '-m tools.figures --out docs/figures' in make.stdout
+    out = tmp_path / 'figures'
+    proc = subprocess.run([sys.executable, '-m', 'tools.figures', '--out', str(out),
+                           '--train-faces', '64', '--test-faces', '16', '--epochs', '3'],
+                          cwd=str(ROOT), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    for picture in pictures:
+        made = cv2.imread(str(out / Path(picture).name))
+        assert made is not None and made.shape[1] <= 720, picture
+
+
+def test_the_python_api_example_runs(tmp_path):
+    example, = blocks('python')
+    write_small_checkpoint(tmp_path / 'models' / 'model-hg2d3-cab' / 'model')
+    shutil.copytree(ROOT / 'sample-images', tmp_path / 'sample-images')
+    proc = subprocess.run([sys.executable, '-c', example + '\nprint(len(faces), len(by_image))'],
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1] == '1 4' and len(lines) >= 2          # one box given, four photos
+
+
+def _pts_folders(shared, root):
+    """The dlib faces as a 300-W style folder per split: a photo copy and a
+    1-based .pts per face."""
+    folder = shared / 'data' / 'dlib-faces'
+    for split, xml in (('train', 'training_with_face_landmarks.xml'),
+                       ('test', 'testing_with_face_landmarks.xml')):
+        out = root / 'my-faces' / split
+        out.mkdir(parents=True)
+        for image in ET.parse(folder / xml).getroot().iter('image'):
+            for k, box in enumerate(image.iter('box')):
+                stem = '%s_%d' % (Path(image.get('file')).stem, k)
+                shutil.copy(folder / image.get('file'), out / (stem + '.jpg'))
+                parts = sorted(box.iter('part'), key=lambda p: int(p.get('name')))
+                points = np.array([[float(p.get('x')), float(p.get('y'))] for p in parts]) + 1
+                with open(out / (stem + '.pts'), 'w') as f:
+                    f.write('version: 1\nn_points: 68\n{\n')
+                    f.writelines('%.3f %.3f\n' % tuple(p) for p in points)
+                    f.write('}\n')
+
+
+def test_the_walk_through_from_pts_folders_to_a_checkpoint_and_its_nme(shared, tmp_path):
+    _pts_folders(shared, tmp_path)
+    walk = re.findall(r'```bash\n(.*?)```', section('Train on your data'), flags=re.S)[0]
+    outputs = []
+    for line in walk.strip().splitlines():
+        words = shlex.split(line)
+        assert words[0] == 'python'
+        command = [sys.executable] + (words[1:3] if words[1] == '-m' else
+                                      [str(ROOT / words[1])]) + words[(3 if words[1] == '-m'
+                                                                       else 2):]
+        if words[1] == 'train.py':
+            command += FAST                                # small and quick, on the CPU
+        proc = subprocess.run(command, cwd=str(tmp_path), capture_output=True, text=True,
+                              timeout=600, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        assert proc.returncode == 0, line + '\n' + proc.stdout[-2000:] + proc.stderr[-2000:]
+        outputs.append(proc.stdout)
+    assert re.search(r'wrote \d+ faces to my-data/train.rec', outputs[0])
+    assert list((tmp_path / 'my-models' / 'hg').glob('model-0*.params'))
+    nme = float(re.search(r'nme on my_test is ([0-9.]+)%', outputs[3]).group(1))
+    print('walk-through NME on the dlib test faces after a few CPU steps: %.1f%%' % nme)
+    assert np.isfinite(nme)
+    assert list((tmp_path / 'my-results').glob('*.jpg.json'))

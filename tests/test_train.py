@@ -500,7 +500,7 @@ def test_dist_sync_step_equals_one_machine_with_the_same_devices(same_face, tmp_
     proc = _launch(tmp_path, same_face / 'nine', prefix, '--lr-epoch-step', '1', '--lr', '0.5')
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0 and 'Traceback' not in output, output[-3000:]
-    assert '1 records left out so that 2 workers get 4 each' in output
+    assert '1 record left out so that 2 workers get 4 each' in output
     cfg = load_config('hourglass', 'i2d', [s for s in SMALL if s != '--set'] + [
         'dataset_path=%s' % (same_face / 'eight'), 'per_batch_size=4', 'train.optimizer=sgd',
         'train.lr=0.5', "train.lr_epoch_step='1'", 'train.workers=0',

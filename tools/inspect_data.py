@@ -11,7 +11,10 @@ import sys
 import cv2
 import numpy as np
 
+from core import cli
 from core.config import load_config
+from core.visualize import png_bytes
+from data.files import write_atomic
 from core.protocol import decode
 from data.iterator import FaceSegIter
 from data.recordio import RecordReader
@@ -37,7 +40,7 @@ def contact_sheet(tiles_bgr, path):
     while len(tiles) % SHEET_COLUMNS:
         tiles.append(np.zeros_like(tiles[0]))
     rows = [np.hstack(tiles[i:i + SHEET_COLUMNS]) for i in range(0, len(tiles), SHEET_COLUMNS)]
-    cv2.imwrite(path, np.vstack(rows))
+    write_atomic(path, png_bytes(np.vstack(rows)))
 
 
 def record_samples(rec, count):
@@ -62,15 +65,19 @@ def augmented_samples(rec, count, cfg):
                 return
 
 
-def main(argv=None):
+def _main(argv):
     parser = argparse.ArgumentParser(description='Dump records with landmarks drawn.')
     parser.add_argument('--rec', required=True, help='record file (NAME.rec beside NAME.idx)')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--count', type=int, default=32)
     parser.add_argument('--augmented', action='store_true',
                         help='dump augmented training samples (points from their heatmaps)')
+    parser.add_argument('--overwrite', action='store_true', help='replace an earlier dump')
+    cli.add_flags(parser)
     args = parser.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
+    if os.path.isdir(args.out) and os.listdir(args.out) and not args.overwrite:
+        raise ValueError('%s holds an earlier dump; choose another --out or add --overwrite'
+                         % args.out)
     if args.augmented:
         samples = augmented_samples(args.rec, args.count, load_config())
     else:
@@ -78,12 +85,20 @@ def main(argv=None):
     tiles = []
     for name, image, points in samples:
         drawn = draw_points(image, points, radius=max(1, image.shape[0] // 128))
-        cv2.imwrite(os.path.join(args.out, name + '.jpg'), drawn)
+        write_atomic(os.path.join(args.out, name + '.jpg'),
+                     cv2.imencode('.jpg', drawn, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
         tiles.append(drawn)
     sheet = os.path.join(args.out, 'contact_sheet.png')
     contact_sheet(tiles, sheet)
-    print('wrote %d images and %s' % (len(tiles), sheet))
+    total = len(RecordReader(args.rec))
+    print('wrote %d of the %d records of %s (--count %d)%s and %s'
+          % (len(tiles), total, args.rec, args.count, ' as augmented samples'
+             if args.augmented else '', sheet))
     return 0
+
+
+def main(argv=None):
+    return cli.run(_main, argv)
 
 
 if __name__ == '__main__':

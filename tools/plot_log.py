@@ -4,6 +4,7 @@
 """
 import argparse
 import csv
+import io
 import os
 import sys
 
@@ -11,6 +12,8 @@ import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
+
+from data.files import write_atomic  # noqa: E402
 
 
 def read_log(path):
@@ -39,9 +42,10 @@ def plot(path, out):
     for ax in (ax_loss, ax_nme):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format='png', dpi=100)
     plt.close(fig)
-    return out
+    return write_atomic(out, buffer.getvalue())
 
 
 def main(argv=None):

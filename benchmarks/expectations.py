@@ -1,0 +1,106 @@
+"""The README's "what to expect" table, measured on this machine: time and
+peak memory of inference per face for each backend (hg2d3-cab, one fresh
+process per backend, its exports made beforehand), and with --commands of
+the set-up on a clean clone, the demo and the test suite (about 15 minutes).
+
+    python -m benchmarks.expectations
+    python -m benchmarks.expectations --commands
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BACKENDS = ('mxnet', 'onnx', 'onnx-int8')
+FACES = 24
+# Runs a command and prints its wall time and the peak memory of its largest
+# process (RUSAGE_CHILDREN: every descendant waited for).
+MEASURE = ('import resource, subprocess, sys, time; t = time.time(); '
+           'code = subprocess.call(sys.argv[1:]); '
+           'print("MEASURED %.1f %.0f %d" % (time.time() - t, '
+           'resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, code))')
+
+
+def measure(command, cwd=ROOT):
+    """(seconds, peak MB, output) of a command run in a fresh process."""
+    proc = subprocess.run([sys.executable, '-c', MEASURE] + command, cwd=cwd,
+                          capture_output=True, text=True)
+    line = [l for l in proc.stdout.splitlines() if l.startswith('MEASURED ')][-1]
+    seconds, peak, code = line.split()[1:]
+    if int(code):
+        raise RuntimeError('%s failed:\n%s' % (' '.join(command), proc.stderr[-2000:]))
+    return float(seconds), float(peak), proc.stdout
+
+
+def child(backend, prefix):
+    """Time FACES single faces with one backend (run in its own process)."""
+    import numpy as np
+
+    from core.predictor import make_predictor, resolve
+    predictor = make_predictor(resolve(prefix), backend)
+    data = np.random.RandomState(0).uniform(0, 255, (1, 3, 128, 128)).astype(np.float32)
+    predictor(data)
+    start = time.perf_counter()
+    for _ in range(FACES):
+        predictor(data)
+    print('MS %.1f' % (1000 * (time.perf_counter() - start) / FACES))
+
+
+def inference_rows():
+    from benchmarks.models import random_checkpoint
+    from core.predictor import cached_onnx, make_predictor, resolve
+    from core.quantize import quantize
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = random_checkpoint('hg2d3-cab', tmp)
+        checkpoint = resolve(prefix)
+        fp32 = make_predictor(checkpoint, 'onnx')             # the exports are made now
+        del fp32
+        # Random weights have no meaningful NME to check INT8 against.
+        cached_onnx(checkpoint, 'int8', lambda out: quantize(
+            '%s-0000.onnx' % prefix, out, checkpoint.cfg, max_loss=None))
+        for backend in BACKENDS:
+            _, peak, out = measure([sys.executable, '-m', 'benchmarks.expectations', '--child',
+                                    backend, prefix])
+            ms = float([l for l in out.splitlines() if l.startswith('MS ')][0].split()[1])
+            rows.append(('inference, `--backend %s`, one face' % backend, '%.0f ms' % ms,
+                         '%.0f MB' % peak))
+    return rows
+
+
+def command_rows():
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clone = os.path.join(tmp, 'clone')
+        subprocess.run(['git', 'clone', '-q', ROOT, clone], check=True)
+        seconds, peak, _ = measure(['make', 'setup'], clone)
+        rows.append(('`make setup` on a clean clone', '%.0f s' % seconds, '%.0f MB' % peak))
+        seconds, peak, _ = measure(['make', 'demo'], clone)
+        rows.append(('`make demo`', '%.1f min' % (seconds / 60), '%.0f MB' % peak))
+        seconds, peak, _ = measure(['make', 'test'], clone)
+        rows.append(('`make test`', '%.1f min' % (seconds / 60), '%.0f MB' % peak))
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('--commands', action='store_true',
+                        help='also time set-up, the demo and the tests on a clean clone')
+    parser.add_argument('--child', nargs=2, metavar=('BACKEND', 'PREFIX'), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(*args.child)
+    from data.workers import usable_cpus
+    rows = (command_rows() if args.commands else []) + inference_rows()
+    print('%d CPUs, no GPU' % usable_cpus())
+    print('| what | time | peak memory |')
+    print('|---|---|---|')
+    for row in rows:
+        print('| %s | %s | %s |' % row)
+
+
+if __name__ == '__main__':
+    main()

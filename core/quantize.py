@@ -1,0 +1,102 @@
+"""INT8 inference on the CPU: static QDQ quantization of an ONNX export with
+ONNX Runtime's own tools (per-channel INT8 weights, UINT8 activations: the
+fast VNNI/AVX2 path of x86 CPUs; INT8 activations are slower there than
+FP32), calibrated on the protocol's evaluation crops, and compared with FP32
+on held-out crops before anything is written.
+"""
+import logging
+import os
+import tempfile
+
+import numpy as np
+
+from data.files import write_atomic
+from data.iterator import FaceSegIter
+from data.recordio import RecordReader
+from data.synth import write_records
+
+from . import protocol
+from .onnx_export import ort_session
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_FACES, HELD_OUT_FACES = 64, 64
+MAX_LOSS = 2.0          # percent: the largest relative NME increase accepted
+
+
+class QuantizationRefused(ValueError):
+    """INT8 loses more accuracy than allowed; nothing was written."""
+
+
+def _batches(rec, cfg, dataset):
+    it = FaceSegIter(rec, cfg, 8, aug_level=0, workers=0,
+                     eval_crop=protocol.EvalCrop(dataset, cfg.input_img_size))
+    return list(it)
+
+
+def held_out_nme(session, batches, cfg):
+    """Mean NME (%, the protocol's argmax figure) of an ONNX session."""
+    name = session.get_inputs()[0].name
+    preds, trips, _ = protocol.predict_record_frame(
+        lambda batch: session.run(None, {name: batch.data[0].asnumpy()})[0], batches,
+        cfg.input_img_size, cfg.get('landmark_type', '2d'))
+    return 100.0 * float(np.mean(protocol.nme(preds['argmax'], trips,
+                                              cfg.get('landmark_type', '2d'))))
+
+
+def calibration_set(calibration, folder, seed=0):
+    """(record set, description): the given NAME.rec, else synthetic faces
+    made now (CALIBRATION_FACES + HELD_OUT_FACES)."""
+    if calibration:
+        if len(RecordReader(calibration)) < 2:
+            raise ValueError('%s: calibration needs at least 2 records' % calibration)
+        return calibration, os.path.abspath(calibration)
+    rec = os.path.join(folder, 'calibration.rec')
+    write_records(rec[:-4], CALIBRATION_FACES + HELD_OUT_FACES, seed=seed, progress=False)
+    return rec, 'synthetic:%d:seed%d' % (CALIBRATION_FACES + HELD_OUT_FACES, seed)
+
+
+def quantize(fp32_path, out_path, cfg, calibration=None, max_loss=MAX_LOSS):
+    """Write the INT8 model of `fp32_path` to `out_path`; returns (FP32 NME,
+    INT8 NME) on the held-out crops. QuantizationRefused when INT8 is worse
+    by more than `max_loss` percent (relative); None accepts any loss."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rec, source = calibration_set(calibration, tmp)
+        name = os.path.splitext(os.path.basename(rec))[0]
+        batches = _batches(rec, cfg, name)
+        split = max(1, min(len(batches) // 2, CALIBRATION_FACES // 8))
+        calibrating, held_out = batches[:split], batches[split:] or batches
+        crops = [b.data[0].asnumpy()[b.valid] for b in calibrating]
+
+        class Crops(CalibrationDataReader):
+            def __init__(self):
+                self.items = iter(crops)
+
+            def get_next(self):
+                item = next(self.items, None)
+                return None if item is None else {'data': item}
+
+        prepared = os.path.join(tmp, 'prepared.onnx')
+        quant_pre_process(fp32_path, prepared)
+        int8 = os.path.join(tmp, 'int8.onnx')
+        quantize_static(prepared, int8, Crops(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
+        nme32 = held_out_nme(ort_session(fp32_path), held_out, cfg)
+        nme8 = held_out_nme(ort_session(int8), held_out, cfg)
+        loss = 100.0 * (nme8 - nme32) / nme32
+        count = sum(int(b.valid.sum()) for b in held_out)
+        print('held-out NME on %d crops (calibration %s): FP32 %.3f%%, INT8 %.3f%% (%+.2f%% '
+              'relative)' % (count, source, nme32, nme8, loss))
+        if max_loss is not None and loss > max_loss:
+            raise QuantizationRefused(
+                'INT8 is %.2f%% worse than FP32 on the held-out crops (more than %g%%); nothing '
+                'written. Calibrate on real faces (--calibration data_2d/ibug.rec) or accept the '
+                'loss with --max-loss' % (loss, max_loss))
+        with open(int8, 'rb') as f:
+            write_atomic(out_path, f.read())
+    return nme32, nme8

@@ -1,0 +1,72 @@
+"""The README's pictures, made by the project itself (`make figures`): run
+the demo (or take an earlier demo's folder with --from) and write a landmark
+overlay, the loss/NME curves and a CED plot to docs/figures/.
+
+    python -m tools.figures --out docs/figures
+    python -m tools.figures --from demo-output --out docs/figures
+"""
+import argparse
+import glob
+import os
+import subprocess
+import sys
+import tempfile
+
+import cv2
+
+from core.visualize import png_bytes
+from data.files import write_atomic
+
+WIDTH = 720
+PICTURES = {'overlay.jpg': 'aligned/synth-00.jpg.png', 'curves.png': 'model/model-log.png',
+            'ced.png': 'nme/*/ced.png'}
+
+
+def sources(demo):
+    """{figure name: the demo's picture}; ValueError names a missing one."""
+    found = {}
+    for name, pattern in PICTURES.items():
+        matches = sorted(glob.glob(os.path.join(demo, pattern)))
+        if not matches:
+            raise ValueError('%s has no %s; is it a demo folder?' % (demo, pattern))
+        found[name] = matches[0]
+    return found
+
+
+def write_figures(demo, out):
+    """Each picture at most WIDTH pixels wide in `out` (the photo as JPEG,
+    which keeps the repository small)."""
+    written = []
+    for name, path in sources(demo).items():
+        image = cv2.imread(path)
+        if image.shape[1] > WIDTH:
+            image = cv2.resize(image, (WIDTH, image.shape[0] * WIDTH // image.shape[1]),
+                               interpolation=cv2.INTER_AREA)
+        data = png_bytes(image) if name.endswith('.png') else \
+            cv2.imencode('.jpg', image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+        written.append(write_atomic(os.path.join(out, name), data))
+    return written
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('--out', default='docs/figures')
+    parser.add_argument('--from', dest='demo', help='an earlier demo folder (default: run one)')
+    parser.add_argument('--train-faces', type=int, default=1500, help='for the demo run')
+    parser.add_argument('--test-faces', type=int, default=100, help='for the demo run')
+    parser.add_argument('--epochs', type=int, default=6, help='for the demo run')
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        demo = args.demo
+        if demo is None:
+            demo = os.path.join(tmp, 'demo')
+            subprocess.run([sys.executable, '-m', 'tools.demo', '--output', demo,
+                            '--train-faces', str(args.train_faces), '--test-faces',
+                            str(args.test_faces), '--epochs', str(args.epochs)], check=True)
+        for path in write_figures(demo, args.out):
+            print('wrote %s' % path)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
