@@ -28,10 +28,10 @@ def _ids(text, what):
     return ids
 
 
-def choose_devices(gpus=None, environ=None, num_gpus=0, cuda_build=False):
+def choose_devices(gpus=None, environ=None, num_gpus=0, cuda_build=False, flag='--gpus'):
     """(GPU ids, reason): an empty list means the CPU.
 
-    `gpus` (train.py --gpus) wins; else CUDA_VISIBLE_DEVICES, whose entries
+    `gpus` (the `flag` of the script, train.py --gpus) wins; else CUDA_VISIBLE_DEVICES, whose entries
     the process sees as GPUs 0..n-1; else every GPU there is (containers
     often expose them with NVIDIA_VISIBLE_DEVICES only). '-1', 'cpu' and ''
     mean the CPU. Asking for a GPU on a CPU-only MXNet, or for more GPUs
@@ -40,7 +40,7 @@ def choose_devices(gpus=None, environ=None, num_gpus=0, cuda_build=False):
     environ = os.environ if environ is None else environ
     visible = environ.get('CUDA_VISIBLE_DEVICES')
     if gpus is not None:
-        what, text = '--gpus', str(gpus).strip()
+        what, text = flag, str(gpus).strip()
         ids = [] if text.lower() in CPU_WORDS else _ids(text, what)
     elif visible is not None:
         what, text = 'CUDA_VISIBLE_DEVICES', visible.strip()
@@ -71,18 +71,18 @@ def mxnet_gpus():
     return count, cuda
 
 
-def contexts(gpus=None):
+def contexts(gpus=None, flag='--gpus'):
     """MXNet contexts for a request (see choose_devices), logged."""
     import mxnet as mx
     count, cuda = mxnet_gpus()
-    ids, reason = choose_devices(gpus, num_gpus=count, cuda_build=cuda)
+    ids, reason = choose_devices(gpus, num_gpus=count, cuda_build=cuda, flag=flag)
     log.info('devices: %s', reason)
     return [mx.gpu(i) for i in ids] or [mx.cpu()]
 
 
 def inference_context(gpu):
     """The context of `--gpu N` (-1: the CPU) for the test scripts."""
-    return contexts(None if gpu is None else str(gpu))[0]
+    return contexts(None if gpu is None else str(gpu), flag='--gpu')[0]
 
 
 def onnx_providers(gpu, available):

@@ -419,9 +419,17 @@ def test_user_mistakes_are_one_line(dataset, tmp_path, capsys):
     sym = get_symbol(load_config('hourglass', 'i2d', ['multiplier=0.125']))
     (tmp_path / 'bad-symbol.json').write_text(sym.tojson()[:500])
     (tmp_path / 'bad-0000.params').write_bytes(b'garbage')
+    (tmp_path / 'good-symbol.json').write_text(sym.tojson())
+    (tmp_path / 'good-0002.params').write_bytes(b'garbage')
+    lonely = tmp_path / 'lonely'
+    lonely.mkdir()
+    (lonely / 'train.rec').write_bytes((dataset / 'train.rec').read_bytes())
     cases = [
         (['--pretrained', str(tmp_path / 'bad') + ',0'], 'bad-symbol.json is not a readable'),
-        (['--pretrained', str(tmp_path / 'bad') + ',3'], 'bad-0003.params does not exist'),
+        (['--pretrained', str(tmp_path / 'good') + ',2'], 'good-0002.params is not a readable'),
+        (['--pretrained', str(tmp_path / 'good') + ',3'],
+         'good-0003.params does not exist (this prefix holds 0002)'),
+        (['--set', 'dataset_path=%s' % lonely], 'lonely/train.idx is missing'),
         (['--set', 'dataset_path=%s' % tmp_path], 'train.rec does not exist'),
         (['--set', 'net_blok=hpm'], "unknown config key 'net_blok'"),
         (['--gpus', '0'], 'this MXNet build has no CUDA'),
