@@ -50,16 +50,18 @@ def ort_session(path, threads=None, gpu=-1):
 
 
 @contextlib.contextmanager
-def quiet_root_logger():
-    """MXNet's exporter reports every step on the root logger at INFO."""
+def quiet_root_logger(level=logging.WARNING):
+    """Third-party tools that talk on the root logger (MXNet's exporter at
+    INFO, ONNX Runtime's quantizer at WARNING) are quiet below `level`
+    unless debugging."""
     root = logging.getLogger()
-    level = root.level
-    if level <= logging.INFO and not log.isEnabledFor(logging.DEBUG):
-        root.setLevel(logging.WARNING)
+    previous = root.level
+    if previous < level and not log.isEnabledFor(logging.DEBUG):
+        root.setLevel(level)
     try:
         yield
     finally:
-        root.setLevel(level)
+        root.setLevel(previous)
 
 
 def mxnet_forward(pred, params, data):

@@ -16,7 +16,7 @@ from data.recordio import RecordReader
 from data.synth import write_records
 
 from . import protocol
-from .onnx_export import ort_session
+from .onnx_export import ort_session, quiet_root_logger
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +81,13 @@ def quantize(fp32_path, out_path, cfg, calibration=None, max_loss=MAX_LOSS):
                 return None if item is None else {'data': item}
 
         prepared = os.path.join(tmp, 'prepared.onnx')
-        quant_pre_process(fp32_path, prepared)
         int8 = os.path.join(tmp, 'int8.onnx')
-        quantize_static(prepared, int8, Crops(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
+        with quiet_root_logger(logging.ERROR):
+            quant_pre_process(fp32_path, prepared)
+            quantize_static(prepared, int8, Crops(), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax)
         nme32 = held_out_nme(ort_session(fp32_path), held_out, cfg)
         nme8 = held_out_nme(ort_session(int8), held_out, cfg)
         loss = 100.0 * (nme8 - nme32) / nme32

@@ -107,6 +107,20 @@ def seed_everything(seed):
     mx.random.seed(seed)
 
 
+def random_state():
+    """JSON-able state of Python's and NumPy's global generators."""
+    name, keys, position, has_gauss, gauss = np.random.get_state()
+    return {'python': random.getstate(),
+            'numpy': [name, keys.tolist(), position, has_gauss, gauss]}
+
+
+def restore_random_state(state):
+    version, internal, gauss = state['python']
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, position, has_gauss, gauss = state['numpy']
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, gauss))
+
+
 def data_gate(path, limit):
     """Check every record's framing and label header before training; too
     many damaged records stop the run before anything is written."""
@@ -231,8 +245,8 @@ class Trainer(object):
         seed_everything(t.seed)
         train_rec = os.path.join(cfg.dataset_path, 'train.rec')
         data_gate(train_rec, t.bad_records)
-        self.targets = [name for name in cfg.val_targets if self.chief and os.path.isfile(
-            os.path.join(cfg.dataset_path, name + '.rec'))]
+        self.targets = [name for name in cfg.val_targets if os.path.isfile(
+            os.path.join(cfg.dataset_path, name + '.rec'))] if self.chief else []
         if self.chief and not self.targets:
             log.warning('no validation target of %s found in %s; checkpoints are written at the '
                         'end only', cfg.val_targets, cfg.dataset_path)
@@ -268,11 +282,7 @@ class Trainer(object):
         self.saved = set(record.get('saved', []))
         self.last_nmes = {}
         if record:
-            np.random.set_state(tuple(record['numpy_random'][:1])
-                                + (np.array(record['numpy_random'][1], dtype=np.uint32),)
-                                + tuple(record['numpy_random'][2:]))
-            random.setstate((record['python_random'][0], tuple(record['python_random'][1]),
-                             record['python_random'][2]))
+            restore_random_state(record['random'])
         self.log = run.CsvLog(run.log_path(self.prefix), self.targets,
                               self.step if resume else None) if self.chief else None
         self.agreement = Agreement(self.kv, t.dist_timeout) if self.kv else None
@@ -381,14 +391,10 @@ class Trainer(object):
         if not self.chief:
             return
         arg_params, aux_params = mod.get_params()
-        numpy_state = np.random.get_state()
         record = dict(self.best, step=self.step, epoch=self.schedule.epoch(self.step),
                       finished=finished, best_first=self.improvement.best_first,
                       best_mean=self.improvement.best_mean, saved=sorted(self.saved),
-                      batch_size=self.batch_size, records=self.records,
-                      numpy_random=[numpy_state[0], numpy_state[1].tolist()]
-                      + list(numpy_state[2:]),
-                      python_random=random.getstate())
+                      batch_size=self.batch_size, records=self.records, random=random_state())
         run.save_state(self.prefix, record, arg_params, aux_params,
                        mod._updater.get_states(dump_optimizer=True))
 
@@ -425,7 +431,7 @@ class Trainer(object):
         t = self.t
         interrupted = []
         previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
-        feeder, mod, nmes = None, None, {}
+        feeder = mod = None
         try:
             mod = self._module()
             if self.chief and not self.state:
@@ -474,7 +480,7 @@ class Trainer(object):
                     self._chief_work(self._validation, mod, loss)
             bar.close()
             if self.chief:
-                self._chief_work(self._finish, mod, loss)
+                self._chief_work(self._finish, mod, loss, finished=True)
             return self.last_nmes
         except KeyboardInterrupt:
             if mod is not None and self.chief:
@@ -488,15 +494,16 @@ class Trainer(object):
                 feeder.close()
             self.close()
 
-    def _chief_work(self, work, mod, loss):
-        """Work of the chief between steps; a failure tells the others."""
+    def _chief_work(self, work, mod, loss, finished=False):
+        """Work of the chief between steps, then the state is saved; a
+        failure tells the other workers."""
         try:
             work(mod, loss)
         except Exception:
             if self.agreement:
                 self.agreement.vote(FAILED)
             raise
-        self.save_state(mod, finished=work == self._finish)
+        self.save_state(mod, finished)
 
     def _finish(self, mod, loss):
         """Validate the final weights (unless just done) and write the final
