@@ -18,7 +18,6 @@ DEFAULT_TOP_RAISE = 40
 EVAL_BOX_SCALE = 1.2
 THREE_D_SETS = ('AFLW2000-3D',)
 DECODERS = ('argmax', 'subpixel')
-NORMS = ('eyes', 'ocular', 'box')
 
 
 def top_raise_for(dataset):
@@ -26,9 +25,9 @@ def top_raise_for(dataset):
     return TOP_RAISE.get(dataset, DEFAULT_TOP_RAISE)
 
 
-def landmark_type_for(dataset):
-    """'3d' for the 3D test sets, else '2d' (selects the normalisation)."""
-    return '3d' if dataset in THREE_D_SETS else '2d'
+def landmark_type_for(dataset, default='2d'):
+    """'3d' for the 3D test sets, else `default` (selects the normalisation)."""
+    return '3d' if dataset in THREE_D_SETS else default
 
 
 # The crop ----------------------------------------------------------------------

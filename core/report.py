@@ -88,8 +88,8 @@ def evaluate_set(predictor, rec, dataset, cfg, decoder, folder, handler=None,
                  landmark_type=None):
     """Evaluate one record set; prints the report, writes it to `folder`
     and returns its summary."""
-    landmark_type = landmark_type or ('3d' if dataset in protocol.THREE_D_SETS
-                                      else cfg.get('landmark_type', '2d'))
+    landmark_type = landmark_type or protocol.landmark_type_for(dataset,
+                                                                cfg.get('landmark_type', '2d'))
     decoders = ('argmax',) if decoder == 'argmax' else ('argmax', decoder)
     preds, trips, keys = ground_truth_box_predictions(predictor, rec, dataset, cfg,
                                                       landmark_type, decoders)

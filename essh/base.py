@@ -11,8 +11,8 @@ class Detections(collections.namedtuple('Detections', 'boxes scores points')):
     tip, mouth corners) or None for detectors that find boxes only."""
 
     @classmethod
-    def empty(cls, with_points=False):
-        return cls(np.zeros((0, 4)), np.zeros((0,)), np.zeros((0, 5, 2)) if with_points else None)
+    def empty(cls):
+        return cls(np.zeros((0, 4)), np.zeros((0,)), None)
 
     @classmethod
     def from_boxes(cls, boxes):

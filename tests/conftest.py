@@ -34,6 +34,19 @@ def small_cfg():
     return make
 
 
+# A network small enough to train in seconds on the CPU.
+SMALL_NETWORK = ['--set', 'multiplier=0.125', '--set', 'net_stacks=1', '--set', 'net_n=2',
+                 '--set', 'net_block=resnet']
+
+
+def train_small(prefix, dataset_path, *flags):
+    """Train the small network with train.py on the records in dataset_path."""
+    import train
+    assert train.main(['--prefix', str(prefix), '--set', 'dataset_path=%s' % dataset_path]
+                      + SMALL_NETWORK + [str(f) for f in flags]) == 0
+    return str(prefix)
+
+
 def write_small_checkpoint(prefix, input_size=128, seed=0):
     """A checkpoint of a small network with Xavier weights, its configuration
     saved beside it as a training run does."""

@@ -11,7 +11,7 @@ import pytest
 
 import test as test_script
 import test_rec_nme
-import train
+from conftest import train_small
 from core import checkpoint
 from core.onnx_export import ExportError, export
 from core.predictor import make_predictor, resolve
@@ -93,12 +93,8 @@ def run_at_256(tmp_path_factory):
     root = tmp_path_factory.mktemp('at256')
     synth.write_records(str(root / 'train'), 16, seed=1, progress=False)
     synth.write_records(str(root / 'ibug'), 8, seed=2, progress=False)
-    prefix = root / 'run' / 'model'
-    assert train.main(['--prefix', str(prefix), '--set', 'dataset_path=%s' % root,
-                       '--set', 'input_img_size=256', '--set', 'multiplier=0.125',
-                       '--set', 'net_stacks=1', '--set', 'net_n=2', '--set', 'net_block=resnet',
-                       '--per-batch-size', '4', '--lr-epoch-step', '1', '--workers', '0']) == 0
-    return root, str(prefix)
+    return root, train_small(root / 'run' / 'model', root, '--set', 'input_img_size=256',
+                             '--per-batch-size', 4, '--lr-epoch-step', 1, '--workers', 0)
 
 
 def test_a_256_input_checkpoint_is_used_at_256_by_every_tool(run_at_256, tmp_path, capsys,
@@ -135,14 +131,10 @@ def trained_small(tmp_path_factory):
     root = tmp_path_factory.mktemp('int8')
     synth.write_records(str(root / 'train'), 160, seed=31, progress=False)
     synth.write_records(str(root / 'synth_test'), 32, seed=32, progress=False)
-    prefix = root / 'run' / 'model'
-    assert train.main(['--prefix', str(prefix), '--set', 'dataset_path=%s' % root,
-                       '--set', "val_targets=['synth_test']", '--set', 'multiplier=0.125',
-                       '--set', 'net_stacks=1', '--set', 'net_n=2', '--set', 'net_block=resnet',
-                       '--set', 'losstype=ce', '--per-batch-size', '8', '--lr', '3e-3',
-                       '--optimizer', 'adam', '--lr-epoch-step', '4,5', '--verbose', '50',
-                       '--workers', '1']) == 0
-    return root, str(prefix)
+    return root, train_small(root / 'run' / 'model', root, '--set', "val_targets=['synth_test']",
+                             '--set', 'losstype=ce', '--per-batch-size', 8, '--lr', 3e-3,
+                             '--optimizer', 'adam', '--lr-epoch-step', '4,5', '--verbose', 50,
+                             '--workers', 1)
 
 
 def test_int8_is_checked_against_fp32_before_it_is_written(trained_small, tmp_path, capsys):

@@ -15,14 +15,13 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import write_small_checkpoint
+from conftest import SMALL_NETWORK, write_small_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / 'README.md').read_text()
-FAST = ['--set', 'multiplier=0.125', '--set', 'net_stacks=1', '--set', 'net_n=2',
-        '--set', 'net_block=resnet', '--set', 'losstype=ce', '--per-batch-size', '8',
-        '--lr', '1e-3', '--optimizer', 'adam', '--lr-epoch-step', '3', '--verbose', '10',
-        '--workers', '0']
+FAST = SMALL_NETWORK + ['--set', 'losstype=ce', '--per-batch-size', '8', '--lr', '1e-3',
+                       '--optimizer', 'adam', '--lr-epoch-step', '3', '--verbose', '10',
+                       '--workers', '0']
 
 
 def blocks(language):

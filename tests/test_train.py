@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import train
+from conftest import SMALL_NETWORK
 from core import checkpoint, run
 from core.config import load_config, published_config
 from core.optimizer import EpochStepSchedule, ONadam, parse_epoch_steps
@@ -27,8 +28,7 @@ from symbol import get_symbol, param_shapes
 from symbol.zoo import PUBLISHED
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ['--set', 'multiplier=0.125', '--set', 'net_stacks=1', '--set', 'net_n=2',
-         '--set', 'net_block=resnet', '--set', 'losstype=ce']
+SMALL = SMALL_NETWORK + ['--set', 'losstype=ce']
 
 
 def onadam_reference(weight, grads, lr, wd, rescale, clip, beta1=0.9, beta2=0.999, eps=1e-8,
