@@ -19,7 +19,7 @@ from data.files import write_atomic
 from symbol import inference_symbol
 
 from . import run
-from .checkpoint import fit_params, load_checkpoint, params_path
+from .checkpoint import fit_params, load_checkpoint, load_symbol, params_path, symbol_path
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +152,7 @@ def auto_backend(checkpoint, gpu):
     if gpu is not None and gpu >= 0:
         return 'mxnet', 'MXNet on GPU %d' % gpu
     try:
-        check_exportable(inference_symbol(load_checkpoint(checkpoint.prefix,
-                                                          checkpoint.number)[0]))
+        check_exportable(inference_symbol(load_symbol(symbol_path(checkpoint.prefix))))
     except ExportError:
         return 'mxnet', 'MXNet (the network has layers ONNX cannot express)'
     return 'onnx', 'ONNX Runtime on the CPU'

@@ -104,7 +104,8 @@ def evaluate_set(predictor, rec, dataset, cfg, decoder, folder, handler=None,
     summary = {'dataset': dataset, 'images': len(trips), 'nme': float(np.mean(original)),
                'nme_%s' % decoder: float(np.mean(chosen['nme']))}
     curves = {'ground-truth box, argmax (published protocol)': original / 100}
-    columns = [('key', keys), ('image', [record_names(rec).get(k, '') for k in keys]),
+    names = record_names(rec)
+    columns = [('key', keys), ('image', [names.get(k, '') for k in keys]),
                ('nme_argmax_pct', original)]
     columns += [('%s_%s_pct' % (name, decoder), values) for name, values in chosen.items()]
     final = chosen['nme']
