@@ -9,7 +9,6 @@ changes nothing else; the training options are its `train` section.
 """
 import ast
 import copy
-import json
 import os
 import runpy
 
@@ -104,10 +103,3 @@ def published_config(name):
     return apply_overrides(load_config(model.network, model.dataset, published=True),
                            zoo.settings(name))
 
-
-def to_json(cfg):
-    return json.dumps(cfg, indent=1, sort_keys=True)
-
-
-def from_json(text):
-    return edict(json.loads(text))

@@ -22,10 +22,12 @@ import socket
 import sys
 import time
 
+from easydict import EasyDict as edict
+
 from data.files import WriteError, write_atomic
 
 from . import checkpoint
-from .config import from_json, load_config, published_config
+from .config import load_config, published_config
 
 log = logging.getLogger(__name__)
 
@@ -152,16 +154,26 @@ def save_config(prefix, cfg):
     return write_atomic(config_path(prefix), json.dumps(record, indent=1, sort_keys=True))
 
 
-def saved_config(prefix):
-    """The configuration a run saved at `prefix`, or None."""
-    path = config_path(prefix)
+def _read_json(path, what):
+    """The JSON object of a run file, or None when it does not exist."""
     if not os.path.isfile(path):
         return None
     try:
         with open(path) as f:
-            return from_json(json.dumps(json.load(f)['config']))
-    except (ValueError, KeyError) as err:
-        raise RunError('%s is not a readable run configuration: %s' % (path, err))
+            return json.load(f)
+    except ValueError as err:
+        raise RunError('%s is not a readable %s: %s' % (path, what, err))
+
+
+def saved_config(prefix):
+    """The configuration a run saved at `prefix`, or None."""
+    record = _read_json(config_path(prefix), 'run configuration')
+    if record is None:
+        return None
+    if 'config' not in record:
+        raise RunError('%s is not a readable run configuration: it has no "config"'
+                       % config_path(prefix))
+    return edict(record['config'])
 
 
 def checkpoint_config(prefix):
@@ -180,14 +192,7 @@ def checkpoint_config(prefix):
 
 def read_state(prefix):
     """The resumable state's record, or None."""
-    path = state_path(prefix)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except ValueError as err:
-        raise RunError('%s is not a readable run state: %s' % (path, err))
+    return _read_json(state_path(prefix), 'run state')
 
 
 def choose_checkpoint(prefix, number=None):
