@@ -1,4 +1,4 @@
-"""Train a heatmap network (PIPELINE.md section 3).
+"""Train a heatmap network (docs/training.md).
 
     python train.py --network hourglass --dataset i2d --prefix ./models/hg/model
     CUDA_VISIBLE_DEVICES=0,1 python train.py --per-batch-size 16 --lr 1e-4 \\
@@ -10,7 +10,9 @@ import sys
 
 from core import cli
 from core.config import apply_overrides, load_config, parse_value
+from core import dist
 from core.devices import DeviceError
+from core.dist import LaunchError
 from core.run import RunError
 from core.trainer import KVSTORES, OPTIMIZERS, Trainer, TrainingStopped, resumed_config
 
@@ -97,8 +99,9 @@ def _main(argv):
 
 
 def main(argv=None):
-    return cli.run(_main, argv, errors=(RunError, DeviceError, TrainingStopped),
+    code = cli.run(_main, argv, errors=(RunError, DeviceError, TrainingStopped, LaunchError),
                    chatter_flag='--debug')
+    return dist.finish(code)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 """What every script does around its work: a user's mistake is one line on
 stderr and exit code 1 (the traceback only with --debug), Ctrl-C is exit
-130, and third-party chatter (MXNet's oneDNN notices, hidden by `core`)
+130 (SIGTERM 143 where a script handles it), and third-party chatter (MXNet's oneDNN notices, hidden by `core`)
 shows only when asked for."""
 import logging
 import os
@@ -16,8 +16,8 @@ def run(body, argv=None, errors=(), chatter_flag='--verbose'):
         os.environ['MXNET_SUBGRAPH_VERBOSE'] = '1'
     try:
         return body(argv)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as err:
+        return getattr(err, 'exit_code', 130)
     except (ValueError, OSError) + tuple(errors) as err:
         if debug:
             raise

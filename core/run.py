@@ -8,7 +8,8 @@
     PREFIX.lock                               held while a run writes the prefix
 
 A prefix that holds a run is never written by another one unless asked:
-`--resume` continues it, `--overwrite` deletes it first.
+`--resume` continues it, `--overwrite` deletes it once the new run has
+passed every check.
 """
 import csv
 import fcntl
@@ -60,31 +61,51 @@ def run_files(prefix):
 
 class PrefixLock(object):
     """An exclusive lock on PREFIX.lock, held until released or until the
-    process ends (however it ends); it names its holder."""
+    process ends (however it ends); it names its holder. The file is removed
+    on release; one left by a killed run is taken over (and said so)."""
 
     def __init__(self, prefix):
         self.path = prefix + '.lock'
         directory = os.path.dirname(self.path)
-        try:
-            if directory:
-                os.makedirs(directory, exist_ok=True)
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise WriteError(err.errno, 'cannot write %s: %s' % (self.path, err.strerror))
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        while True:
+            try:
+                if directory:
+                    os.makedirs(directory, exist_ok=True)
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                raise WriteError(err.errno, 'cannot write %s: %s' % (self.path, err.strerror))
             holder = os.pread(self.fd, 4096, 0).decode('utf-8', 'replace').strip()
-            os.close(self.fd)
-            raise RunError('prefix %s is in use by another training run (%s); wait for it to end '
-                           'or choose another --prefix' % (prefix, holder or 'unknown process'))
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(self.fd)
+                raise RunError('prefix %s is in use by another training run (%s); wait for it to '
+                               'end or choose another --prefix' % (prefix,
+                                                                   holder or 'unknown process'))
+            if self._current():
+                break
+            os.close(self.fd)       # released and removed meanwhile: lock the new file
+        if holder:
+            log.info('%s: taking over the lock of a run that ended without releasing it (%s)',
+                     self.path, holder)
         info = 'pid %d on %s since %s' % (os.getpid(), socket.gethostname(),
                                           time.strftime('%Y-%m-%d %H:%M:%S'))
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, info.encode(), 0)
 
+    def _current(self):
+        """Whether the locked file is still the one at the path."""
+        try:
+            return os.stat(self.path).st_ino == os.fstat(self.fd).st_ino
+        except FileNotFoundError:
+            return False
+
     def release(self):
         if self.fd is not None:
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
@@ -105,7 +126,8 @@ def check_resumable(prefix):
 def claim(prefix, resume=False, overwrite=False):
     """Lock `prefix` for a run. A prefix holding files of a run is refused
     unless `resume` (it must hold a resumable state) or `overwrite` (its
-    files are deleted). Returns the lock."""
+    files are deleted by `clear`, once the new run is known to be able to
+    start). Returns the lock."""
     lock = PrefixLock(prefix)
     try:
         existing = run_files(prefix)
@@ -115,15 +137,19 @@ def claim(prefix, resume=False, overwrite=False):
             raise RunError('prefix %s already holds a run (%s). Continue it with --resume, or '
                            'start over with --overwrite (deletes those files)'
                            % (prefix, _summary(existing)))
-        elif existing:
-            for path in existing:
-                os.remove(path)
-            log.info('--overwrite: deleted %d files of the earlier run at %s', len(existing),
-                     prefix)
     except Exception:
         lock.release()
         raise
     return lock
+
+
+def clear(prefix):
+    """Delete the files of the run at `prefix` (--overwrite)."""
+    existing = run_files(prefix)
+    for path in existing:
+        os.remove(path)
+    if existing:
+        log.info('--overwrite: deleted %d files of the earlier run at %s', len(existing), prefix)
 
 
 def _summary(paths, limit=3):

@@ -1,10 +1,14 @@
-"""The heatmap-loss training loop of PIPELINE.md section 3.
+"""The heatmap-loss training loop (docs/training.md).
 
-A run claims its prefix (core.run), checks its data (the data gate), builds
-the symbol, iterators and module, then steps until the last epoch step.
+A run locks its prefix (core.run), checks its data (the data gate), builds
+the symbol, iterators and the starting weights, and only then (with
+--overwrite) clears an earlier run there; it steps until the last epoch step.
 Every `verbose` steps it validates, writes a checkpoint when the NME
-improves and saves its resumable state. Distributed workers agree before
-every update whether all of them can go on, so they stop together.
+improves and saves its resumable state. Ctrl-C (or SIGTERM) finishes the
+step under way and saves the state, so a resumed run equals an uninterrupted
+one. Weights are checked finite before anything is saved. Distributed
+workers agree before every update whether all of them can go on, so they
+stop together; a watchdog (core.dist) ends a worker whose peers are gone.
 """
 import contextlib
 import errno
@@ -14,7 +18,6 @@ import os
 import random
 import signal
 import sys
-import threading
 import time
 
 import mxnet as mx
@@ -27,7 +30,7 @@ from data.recordio import RecordReader
 from data.workers import default_workers
 from symbol import get_symbol
 
-from . import protocol, run
+from . import dist, protocol, run
 from .checkpoint import fit_params, load_checkpoint, params_path, save_checkpoint
 from .config import ConfigError, apply_overrides
 from .devices import contexts as device_contexts
@@ -43,10 +46,46 @@ RUNTIME_OPTIONS = ('prefix', 'gpus', 'workers', 'frequent', 'dist_timeout')
 GO, NOT_FINITE, INTERRUPTED, FAILED, BAD_DATA = range(5)
 STOP_REASONS = {NOT_FINITE: 'its loss is not finite', INTERRUPTED: 'it was interrupted',
                 FAILED: 'it failed', BAD_DATA: 'too many records of its data are unreadable'}
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class TrainingStopped(RuntimeError):
     """Training could not go on; the message says where and why."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop asked for by a signal, acted on between two steps."""
+
+    def __init__(self, signum=signal.SIGINT):
+        super(Interrupted, self).__init__()
+        self.exit_code = 128 + signum
+
+
+class StopRequest(object):
+    """SIGINT and SIGTERM while training: the first asks for a stop after
+    the step under way (the state is then saved); a second one stops at
+    once, keeping the state saved last."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def __enter__(self):
+        for signum in STOP_SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        log.warning('%s: stopping after the step under way and saving the state (press Ctrl-C '
+                    'again to stop at once and keep the state saved last)',
+                    signal.Signals(signum).name)
 
 
 def check_options(t):
@@ -170,50 +209,23 @@ class Improvement(object):
 
 class Agreement(object):
     """dist_sync: before every update each worker votes (GO or a stop
-    reason) through the kvstore, so all stop at the same step. A watchdog
-    ends this process when a collective waits longer than `timeout`
-    seconds (another worker died)."""
+    reason) through the kvstore, so all stop at the same step. The
+    process's watchdog (core.dist) ends a worker that waits too long."""
 
     KEY = 'train-stop-votes'
 
-    def __init__(self, kv, timeout):
+    def __init__(self, kv):
         self.kv = kv
         self.rank, self.size = kv.rank, kv.num_workers
-        self._since = [None]
         kv.init(self.KEY, mx.nd.zeros((self.size,)))
-        # The watchdog holds no reference to the kvstore, which must be
-        # freed (finalized) before the interpreter exits.
-        threading.Thread(target=self._watch, args=(self._since, timeout, self.rank),
-                         name='dist-watchdog', daemon=True).start()
-
-    @staticmethod
-    def _watch(since, timeout, rank):
-        while True:
-            time.sleep(min(5.0, timeout / 4.0))
-            started = since[0]
-            if started is not None and time.time() - started > timeout:
-                log.error('worker %d: no answer from the other workers for %d s (one of them '
-                          'stopped or died); giving up', rank, timeout)
-                logging.shutdown()
-                os._exit(3)
-
-    @contextlib.contextmanager
-    def waiting(self):
-        self._since[0] = time.time()
-        try:
-            yield
-        finally:
-            self._since[0] = None
 
     def vote(self, reason):
         """{rank: reason} of every worker that cannot go on."""
         votes = mx.nd.zeros((self.size,))
         votes[self.rank] = reason
-        with self.waiting():
-            self.kv.push(self.KEY, votes)
-            self.kv.pull(self.KEY, out=votes)
-            values = votes.asnumpy()
-        return {r: int(v) for r, v in enumerate(values) if v}
+        self.kv.push(self.KEY, votes)
+        self.kv.pull(self.KEY, out=votes)
+        return {r: int(v) for r, v in enumerate(votes.asnumpy()) if v}
 
 
 class Trainer(object):
@@ -221,22 +233,28 @@ class Trainer(object):
 
     `contexts` overrides the devices chosen from train.gpus /
     CUDA_VISIBLE_DEVICES; `resume` continues the run at cfg.train.prefix,
-    `overwrite` starts over there.
+    `overwrite` starts over there (the earlier run is deleted only once
+    everything this run needs has been checked).
     """
 
     def __init__(self, cfg, contexts=None, resume=False, overwrite=False):
         t = cfg.train
         check_options(t)
         self.cfg, self.t, self.prefix = cfg, t, t.prefix
-        self.ctx = list(contexts or device_contexts(t.gpus))
-        self.kv = mx.kv.create(t.kvstore) if t.kvstore.startswith('dist') else None
-        self.rank, self.num_workers = (self.kv.rank, self.kv.num_workers) if self.kv else (0, 1)
-        self.chief = self.rank == 0
-        self.lock = run.claim(self.prefix, resume, overwrite) if self.chief else None
+        self.lock = self.kv = self.agreement = None
+        self.watchdog = dist.Watchdog(t.dist_timeout) if t.kvstore.startswith('dist') else None
         try:
+            self.ctx = list(contexts or device_contexts(t.gpus))
+            self.kv = dist.kvstore(t.kvstore) if self.watchdog else None
+            self.rank, self.num_workers = (self.kv.rank, self.kv.num_workers) if self.kv \
+                else (0, 1)
+            self.chief = self.rank == 0
+            self.lock = run.claim(self.prefix, resume, overwrite) if self.chief else None
             self._setup(resume)
+            if self.chief and overwrite and not resume:
+                run.clear(self.prefix)
         except BaseException:
-            self.close()
+            self.close(failed=True)
             raise
 
     def _setup(self, resume):
@@ -252,6 +270,7 @@ class Trainer(object):
                         'end only', cfg.val_targets, cfg.dataset_path)
         for name in self.targets:
             data_gate(os.path.join(cfg.dataset_path, name + '.rec'), t.bad_records)
+        self.sym = get_symbol(cfg)
         workers = default_workers() if t.workers is None else t.workers
         self.train_iter = FaceSegIter(train_rec, cfg, self.batch_size, cfg.per_batch_size,
                                       aug_level=1, exf=t.exf, coherent=cfg.net_coherent,
@@ -265,7 +284,6 @@ class Trainer(object):
         self.schedule = EpochStepSchedule(t.lr, parse_epoch_steps(t.lr_epoch_step),
                                           self.records, self.batch_size)
         self.end_step = self.schedule.end_step()
-        self.sym = get_symbol(cfg)
         self.state = run.load_state(self.prefix) if resume else None
         record = self.state[0] if self.state else {}
         if record and (record['batch_size'], record['records']) != (self.batch_size,
@@ -275,6 +293,7 @@ class Trainer(object):
                 'has %d on %d (keep --per-batch-size and the number of devices)'
                 % (self.prefix, record['batch_size'], record['records'], self.batch_size,
                    self.records))
+        self.initial = self._initial_params()
         self.step = record.get('step', 0)
         self.improvement = Improvement(record.get('best_first', 100.0),
                                        record.get('best_mean', 100.0))
@@ -285,13 +304,28 @@ class Trainer(object):
             restore_random_state(record['random'])
         self.log = run.CsvLog(run.log_path(self.prefix), self.targets,
                               self.step if resume else None) if self.chief else None
-        self.agreement = Agreement(self.kv, t.dist_timeout) if self.kv else None
         log.info('%s: %d records, batch %d (%d per device x %d device%s%s), %d steps per pass; '
                  'training ends at step %d (epoch %s)', train_rec, self.records,
                  self.batch_size, cfg.per_batch_size, len(self.ctx),
                  '' if len(self.ctx) == 1 else 's',
                  ' x %d workers' % self.num_workers if self.kv else '',
                  self.train_iter.num_batches, self.end_step, self.schedule.epoch_steps[-1])
+
+    def _initial_params(self):
+        """(arg_params, aux_params) to start from: the resumed state, the
+        --pretrained checkpoint fitted to this network, or None (initialised)."""
+        t = self.t
+        if self.state:
+            return self.state[1], self.state[2]
+        if not t.pretrained:
+            return None, None
+        prefix, _, number = t.pretrained.rpartition(',')
+        if not prefix or not number.isdigit():
+            raise ConfigError('--pretrained must be PREFIX,NUMBER, got %r' % t.pretrained)
+        _, arg_params, aux_params = load_checkpoint(prefix, int(number))
+        return fit_params(self.sym, arg_params, aux_params, self.train_iter.provide_data[0].shape,
+                          self.train_iter.provide_label[0].shape, t.allow_missing,
+                          source='--pretrained %s' % t.pretrained)
 
     # Set-up -----------------------------------------------------------------
 
@@ -301,18 +335,8 @@ class Trainer(object):
                             context=self.ctx)
         mod.bind(data_shapes=self.train_iter.provide_data,
                  label_shapes=self.train_iter.provide_label, for_training=True)
-        arg_params = aux_params = None
-        if self.state:
-            _, arg_params, aux_params, _ = self.state
-        elif t.pretrained:
-            prefix, _, number = t.pretrained.rpartition(',')
-            if not prefix or not number.isdigit():
-                raise ConfigError('--pretrained must be PREFIX,NUMBER, got %r' % t.pretrained)
-            _, arg_params, aux_params = load_checkpoint(prefix, int(number))
-            arg_params, aux_params = fit_params(
-                self.sym, arg_params, aux_params, self.train_iter.provide_data[0].shape,
-                self.train_iter.provide_label[0].shape, t.allow_missing,
-                source='--pretrained %s' % t.pretrained)
+        arg_params, aux_params = self.initial
+        self.initial = None
         mx.random.seed(t.seed)
         mod.init_params(initializer(), arg_params=arg_params, aux_params=aux_params,
                         allow_missing=not self.state)
@@ -322,6 +346,7 @@ class Trainer(object):
                                optimizer_params=optimizer_params(t.optimizer, t.lr, t.wd, rescale,
                                                                  self.schedule))
         if self.kv:
+            self.agreement = Agreement(self.kv)
             self._share_chief_weights(mod)
         if self.state:
             mod._updater.set_states(self.state[3])   # with the optimizer: counts, schedule
@@ -331,18 +356,27 @@ class Trainer(object):
         """Every worker starts from rank 0's weights (the kvstore holds
         them after init_optimizer)."""
         group = mod._exec_group
-        with self.agreement.waiting():
-            for i, name in enumerate(group.param_names):
-                self.kv.pull(name, out=group.param_arrays[i], priority=-i)
-            mx.nd.waitall()
+        for i, name in enumerate(group.param_names):
+            self.kv.pull(name, out=group.param_arrays[i], priority=-i)
+        mx.nd.waitall()
         mod._params_dirty = True
 
     # Pieces of the loop -------------------------------------------------------
 
-    def _loss(self, mod):
-        """Mean heatmap loss of the stacks, read from each device."""
+    def _health(self, mod):
+        """(mean heatmap loss of the stacks, whether the gradients and
+        weights are all finite), in one read from the devices. A diverged
+        network can keep a finite loss (oneDNN's ReLU maps NaN to 0), so
+        the sums of its gradients and weights are read too."""
+        group = mod._exec_group
         outputs = mod.get_outputs(merge_multi_context=False)[:self.cfg.net_stacks]
-        return float(np.mean([o.asnumpy().mean() for per_device in outputs for o in per_device]))
+        losses = [mx.nd.mean(o).as_in_context(mx.cpu()) for per_device in outputs
+                  for o in per_device]
+        sums = [mx.nd.sum(a).as_in_context(mx.cpu()) for arrays in group.grad_arrays + [
+            [per_device[0] for per_device in group.param_arrays]] for a in arrays
+            if a is not None]
+        values = mx.nd.concat(*(losses + [mx.nd.add_n(*sums).reshape((1,))]), dim=0).asnumpy()
+        return float(np.mean(values[:-1])), bool(np.isfinite(values).all())
 
     def validate(self, mod):
         """NME (percent, the protocol's) of every validation target."""
@@ -357,6 +391,12 @@ class Trainer(object):
             results[name] = 100.0 * float(np.mean(nme))
         return results
 
+    def checkpoint_number(self):
+        """The number of the weights of this step: step / verbose rounded
+        up, so the end of a run that is not a multiple of `verbose` gets a
+        number of its own and no number is ever ambiguous."""
+        return -(-self.step // self.t.verbose)
+
     def _validation(self, mod, loss):
         """Validate, log, and save a checkpoint when it improves."""
         nmes = self.last_nmes = self.validate(mod)
@@ -366,16 +406,33 @@ class Trainer(object):
                        nmes)
         values = [nmes[t] for t in self.targets]
         if self.improvement(values) and self.t.ckpt:
-            number = self.step // self.t.verbose
+            number = self.checkpoint_number()
             if self._save(mod, number):
                 self.best = {'best_checkpoint': number, 'best_nme': values[0],
                              'best_step': self.step}
+                log.info('checkpoint %04d is the best so far (nme on %s %.3f%%)', number,
+                         self.targets[0], values[0])
+
+    def _finite_params(self, mod, what):
+        """The module's weights; TrainingStopped when any is not finite, so
+        that nothing non-finite is ever written."""
+        arg_params, aux_params = mod.get_params()
+        bad = [name for params in (arg_params, aux_params) for name, value in params.items()
+               if not np.isfinite(value.asnumpy()).all()]
+        if bad:
+            best = self.best.get('best_checkpoint')
+            raise TrainingStopped(
+                'the weights are not finite at step %d (%d of %d arrays, e.g. %s); %s not written'
+                '%s' % (self.step, len(bad), len(arg_params) + len(aux_params),
+                        ', '.join(bad[:3]), what,
+                        '; the best checkpoint stays %04d' % best if best is not None else ''))
+        return arg_params, aux_params
 
     def _save(self, mod, number):
         """Write checkpoint `number` once; never replace an earlier one."""
         if number in self.saved:
             return False
-        arg_params, aux_params = mod.get_params()
+        arg_params, aux_params = self._finite_params(mod, 'checkpoint %04d' % number)
         try:
             path = save_checkpoint(self.prefix, number, self.sym, arg_params, aux_params)
         except WriteError as err:
@@ -390,7 +447,7 @@ class Trainer(object):
     def save_state(self, mod, finished=False):
         if not self.chief:
             return
-        arg_params, aux_params = mod.get_params()
+        arg_params, aux_params = self._finite_params(mod, 'the resumable state')
         record = dict(self.best, step=self.step, epoch=self.schedule.epoch(self.step),
                       finished=finished, best_first=self.improvement.best_first,
                       best_mean=self.improvement.best_mean, saved=sorted(self.saved),
@@ -398,125 +455,166 @@ class Trainer(object):
         run.save_state(self.prefix, record, arg_params, aux_params,
                        mod._updater.get_states(dump_optimizer=True))
 
-    def _decide(self, reason):
-        """Whether every worker can go on; raises when one cannot."""
+    def _decide(self, reason, why):
+        """Whether every worker can go on: raises when one cannot, returns
+        True when one was asked to stop (after this step)."""
         votes = self.agreement.vote(reason) if self.agreement else (
             {self.rank: reason} if reason else {})
         if not votes:
-            return
-        if any(v == INTERRUPTED for v in votes.values()):
-            raise KeyboardInterrupt
-        rank, why = sorted(votes.items())[0]
-        if rank == self.rank and why == NOT_FINITE:
-            raise TrainingStopped('loss is not finite at step %d (epoch %.2f); stopped before '
-                                  'that update%s' % (self.step + 1,
-                                                     self.schedule.epoch(self.step),
-                                                     self._kept()))
-        if rank == self.rank and why == BAD_DATA:
+            return False
+        if all(v == INTERRUPTED for v in votes.values()):
+            return True
+        rank, why_code = sorted((r, v) for r, v in votes.items() if v != INTERRUPTED)[0]
+        if rank == self.rank and why_code == NOT_FINITE:
+            raise TrainingStopped('%s at step %d (epoch %.2f); stopped before that update%s'
+                                  % (why, self.step + 1, self.schedule.epoch(self.step),
+                                     self._kept()))
+        if rank == self.rank and why_code == BAD_DATA:
             stats = self.train_iter.epoch_stats
             raise TrainingStopped('%s: %d unreadable records in this pass, more than %g%% of it; '
                                   'stopped%s' % (self.train_iter.path, stats['corrupt'],
                                                  100 * self.t.bad_records, self._kept()))
         raise TrainingStopped('worker %d stopped (%s); all workers stop at step %d'
-                              % (rank, STOP_REASONS.get(why, 'failed'), self.step + 1))
+                              % (rank, STOP_REASONS.get(why_code, 'failed'), self.step + 1))
 
     def _kept(self):
         return '; the checkpoints written so far are kept (%s)' % (
             ', '.join('%04d' % n for n in sorted(self.saved)) or 'none')
 
+    def _beat(self):
+        if self.watchdog:
+            self.watchdog.beat()
+
+    def _alone(self):
+        """Where the chief works on its own (validation, saving): the
+        others' updates are received first, then the watchdog pauses."""
+        if not self.watchdog:
+            return contextlib.nullcontext()
+        mx.nd.waitall()
+        return self.watchdog.paused()
+
     # The loop -------------------------------------------------------------------
 
     def run(self):
         """Train to the end; returns the last validation NMEs."""
-        t = self.t
-        interrupted = []
-        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
         feeder = mod = None
+        failed = True
         try:
-            mod = self._module()
-            if self.chief and not self.state:
-                run.save_config(self.prefix, self.cfg)     # the run starts here
-            feeder = DeviceFeeder(self.train_iter, self.ctx, self.step)
-            if self.chief and self.step == 0 and self.targets:
-                nmes = self.validate(mod)
-                for name, value in nmes.items():
-                    log.info('[step 0] nme on %s is %.3f%% (untrained; not saved)', name, value)
-                self.log.write(0, 0.0, self.schedule(0), None, nmes)
-            samples_per_pass = self.records * t.exf
-            bar = tqdm(total=self.end_step, initial=self.step, unit='step', leave=False,
-                       disable=not sys.stderr.isatty())
-            started, start_step, loss = time.time(), self.step, None
-            while self.step < self.end_step:
-                try:
-                    batch = feeder.next()
-                    mod.forward_backward(batch)
-                    reason = GO
-                    if (self.step + 1) % t.frequent == 0 or self.step + 1 == self.end_step:
-                        loss = self._loss(mod)
-                        reason = GO if math.isfinite(loss) else NOT_FINITE
-                    if not reason and self.train_iter.epoch_stats['corrupt'] > \
-                            t.bad_records * samples_per_pass:
-                        reason = BAD_DATA
-                    if not reason and interrupted:
-                        reason = INTERRUPTED
-                except Exception:
-                    if self.agreement:
-                        self.agreement.vote(FAILED)
-                    raise
-                self._decide(reason)
-                with self.agreement.waiting() if self.agreement else contextlib.nullcontext():
-                    mod.update()
-                self.step += 1
-                bar.update(1)
-                if self.step % t.frequent == 0:
-                    speed = (self.step - start_step) * self.batch_size / (time.time() - started)
-                    log.info('epoch %.2f step %d lr %.3g loss %.6f (%.1f samples/s)',
-                             self.schedule.epoch(self.step), self.step, self.schedule(self.step),
-                             loss, speed)
-                    if self.chief:
-                        self.log.write(self.step, self.schedule.epoch(self.step),
-                                       self.schedule(self.step), loss)
-                if self.chief and self.step % t.verbose == 0:
-                    self._chief_work(self._validation, mod, loss)
-            bar.close()
-            if self.chief:
-                self._chief_work(self._finish, mod, loss, finished=True)
+            with StopRequest() as stop:
+                mod = self._module()
+                self._beat()
+                if self.chief and not self.state:
+                    run.save_config(self.prefix, self.cfg)     # the run starts here
+                feeder = DeviceFeeder(self.train_iter, self.ctx, self.step)
+                if self.chief and self.step == 0 and self.targets:
+                    with self._alone():
+                        self._first_validation(mod)
+                self._steps(mod, feeder, stop)
+                if self.chief:
+                    self._chief_work(self._finish, mod, self._last_loss, finished=True)
+            failed = False
             return self.last_nmes
-        except KeyboardInterrupt:
+        except Interrupted:
+            failed = False          # every worker stops at this step: finalise together
             if mod is not None and self.chief:
-                self.save_state(mod)
-                log.warning('interrupted at step %d; the state is saved: continue with '
+                with self._alone():
+                    self.save_state(mod)
+                log.warning('stopped after step %d; the state is saved: continue with '
                             '`train.py --prefix %s --resume`', self.step, self.prefix)
             raise
+        except KeyboardInterrupt:
+            state = run.read_state(self.prefix) if self.chief else None
+            log.warning('stopped at once during step %d; %s', self.step + 1,
+                        'the state saved at step %d is kept: continue with --resume'
+                        % state['step'] if state else 'no state had been saved yet')
+            raise
         finally:
-            signal.signal(signal.SIGINT, previous)
             if feeder is not None:
                 feeder.close()
-            self.close()
+            self.close(failed)
+
+    def _first_validation(self, mod):
+        nmes = self.validate(mod)
+        origin = ('the weights of --pretrained %s' % self.t.pretrained) if self.t.pretrained \
+            else 'untrained'
+        for name, value in nmes.items():
+            log.info('[step 0] nme on %s is %.3f%% (%s; not saved)', name, value, origin)
+        self.log.write(0, 0.0, self.schedule(0), None, nmes)
+
+    def _steps(self, mod, feeder, stop):
+        t = self.t
+        samples_per_pass = self.records * t.exf
+        bar = tqdm(total=self.end_step, initial=self.step, unit='step', leave=False,
+                   disable=not sys.stderr.isatty())
+        started, start_step, loss = time.time(), self.step, None
+        while self.step < self.end_step:
+            why = None
+            try:
+                batch = feeder.next()
+                mod.forward_backward(batch)
+                reason = GO
+                if (self.step + 1) % t.frequent == 0 or self.step + 1 == self.end_step:
+                    loss, finite = self._health(mod)
+                    if not finite:
+                        reason = NOT_FINITE
+                        why = 'loss is not finite' if not math.isfinite(loss) else \
+                            'the gradients or weights are not finite (loss %.6g)' % loss
+                if not reason and self.train_iter.epoch_stats['corrupt'] > \
+                        t.bad_records * samples_per_pass:
+                    reason = BAD_DATA
+                if not reason and stop.signum is not None:
+                    reason = INTERRUPTED
+            except Exception:
+                if self.agreement:
+                    self.agreement.vote(FAILED)
+                raise
+            stopping = self._decide(reason, why)
+            mod.update()
+            self.step += 1
+            self._beat()
+            bar.update(1)
+            if self.step % t.frequent == 0:
+                speed = (self.step - start_step) * self.batch_size / (time.time() - started)
+                log.info('epoch %.2f step %d lr %.3g loss %.6f (%.1f samples/s)',
+                         self.schedule.epoch(self.step), self.step, self.schedule(self.step),
+                         loss, speed)
+                if self.chief:
+                    self.log.write(self.step, self.schedule.epoch(self.step),
+                                   self.schedule(self.step), loss)
+            if self.chief and self.step % t.verbose == 0 and self.step < self.end_step:
+                self._chief_work(self._validation, mod, loss)
+            if stopping:
+                bar.close()
+                raise Interrupted(stop.signum or signal.SIGINT)
+        bar.close()
+        self._last_loss = loss
 
     def _chief_work(self, work, mod, loss, finished=False):
         """Work of the chief between steps, then the state is saved; a
         failure tells the other workers."""
         try:
-            work(mod, loss)
+            with self._alone():
+                work(mod, loss)
+                self.save_state(mod, finished)
         except Exception:
             if self.agreement:
                 self.agreement.vote(FAILED)
             raise
-        self.save_state(mod, finished)
 
     def _finish(self, mod, loss):
-        """Validate the final weights (unless just done) and write the final
-        checkpoint under a number no save has used."""
-        if self.step % self.t.verbose:
+        """Validate the final weights and write them under their own number
+        (once, whether or not they are the best)."""
+        if self.targets:
             self._validation(mod, loss)
         if self.t.ckpt:
-            self._save(mod, -(-self.step // self.t.verbose))
+            self._save(mod, self.checkpoint_number())
 
-    def close(self):
+    def close(self, failed=False):
         for it in [getattr(self, 'train_iter', None)] + getattr(self, 'val_iters', []):
             if it is not None:
                 it.close()
+        if failed:
+            dist.hold(self.kv)     # its finalising barrier would wait for the others
         self.agreement = self.kv = None
         if self.lock is not None:
             self.lock.release()

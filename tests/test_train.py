@@ -255,6 +255,28 @@ def test_a_downloaded_model_is_never_replaced(tmp_path, dataset, capsys):
     assert _digests(published) == before
 
 
+def test_a_mistake_with_overwrite_leaves_the_earlier_run_byte_identical(finished, dataset,
+                                                                         capsys):
+    """--overwrite deletes only once every check has passed: a typo in the
+    network, a missing dataset or a bad --pretrained leave the run as it was."""
+    before = _digests(finished.parent)
+    for extra, words in ((['--set', 'net_block=hmp'], "net_block = 'hmp' is not allowed"),
+                         (['--set', 'dataset_path=/nonexistent'], 'train.rec does not exist'),
+                         (['--pretrained', '/nonexistent/model,0'], 'does not exist')):
+        assert train.main(_args(finished, dataset, '--overwrite', *extra)) == 1
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1, err
+        assert _digests(finished.parent) == before
+
+
+def test_no_lock_is_left_after_a_run_ends(dataset, tmp_path):
+    prefix = tmp_path / 'model'
+    assert train.main(_args(prefix, dataset, '--lr-epoch-step', '1', '--verbose', '100')) == 0
+    assert not os.path.exists(str(prefix) + '.lock')
+    assert train.main(_args(prefix, dataset, '--lr-epoch-step', '1')) == 1     # refused
+    assert not os.path.exists(str(prefix) + '.lock')
+
+
 def test_overwrite_starts_over(dataset, tmp_path):
     prefix = tmp_path / 'model'
     assert train.main(_args(prefix, dataset, '--lr-epoch-step', '1', '--verbose', '4')) == 0
@@ -301,19 +323,98 @@ def test_sigkill_then_resume_equals_the_uninterrupted_run(finished, dataset, tmp
     assert [int(r['step']) for r in rows] == [int(r['step']) for r in _rows(finished)]
 
 
-def test_ctrl_c_saves_the_state_and_resume_finishes(dataset, tmp_path):
+def _arrays(path):
+    """Every array of a .params file (weights and BatchNorm statistics)."""
+    return {k: v.asnumpy() for k, v in mx.nd.load(str(path)).items()}
+
+
+def test_ctrl_c_then_resume_equals_the_uninterrupted_run_in_every_array(finished, dataset,
+                                                                         tmp_path):
+    """Ctrl-C lets the step under way finish (its forward pass has moved the
+    BatchNorm statistics) and saves that state: resuming gives exactly the
+    uninterrupted run's weights, optimizer counts and running statistics."""
+    prefix = tmp_path / 'model'
+    proc = _start(_args(prefix, dataset, *FINISHED, '--workers', '2'), tmp_path / 'log.txt')
+    _wait_for(lambda: 'step 20 ' in (tmp_path / 'log.txt').read_text(), what='step 20')
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    output = (tmp_path / 'log.txt').read_text()
+    assert 'stopping after the step under way' in output and '--resume' in output, output
+    stopped_at = _state_step(prefix)
+    assert 20 <= stopped_at < 48, output
+    assert not os.path.exists(str(prefix) + '.lock')
+    assert train.main(['--prefix', str(prefix), '--resume', '--workers', '0']) == 0
+    ours, theirs = _arrays(str(prefix) + '-0003.params'), _arrays(str(finished) + '-0003.params')
+    assert any(k.startswith('aux:') for k in ours)
+    different = sorted(k for k in ours if not np.array_equal(ours[k], theirs[k]))
+    assert ours.keys() == theirs.keys() and not different, different[:5]
+    assert [r['nme_ibug'] for r in _rows(prefix)] == [r['nme_ibug'] for r in _rows(finished)]
+
+
+def test_sigterm_stops_after_the_step_and_resume_finishes(dataset, tmp_path):
     prefix = tmp_path / 'model'
     proc = _start(_args(prefix, dataset, '--lr-epoch-step', '2', '--verbose', '100',
                         '--workers', '1'), tmp_path / 'log.txt')
     _wait_for(lambda: 'step 4 ' in (tmp_path / 'log.txt').read_text(), what='step 4')
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
     output = (tmp_path / 'log.txt').read_text()
-    assert 'the state is saved' in output and '--resume' in output, output
+    assert 'SIGTERM: stopping after the step under way' in output and 'the state is saved' \
+        in output, output
     interrupted_at = _state_step(prefix)
     assert 4 <= interrupted_at < 16 and not checkpoint.checkpoint_numbers(str(prefix))
     assert train.main(['--prefix', str(prefix), '--resume']) == 0
     assert _state_step(prefix) == 16 and checkpoint.checkpoint_numbers(str(prefix)) == [1]
+
+
+def test_the_best_checkpoint_holds_the_best_weights_when_the_last_validation_improves(
+        dataset, tmp_path, capsys, caplog):
+    """48 steps validated every 20: the end (step 48) is not a multiple of
+    20, gets number 3 of its own, and the run's record, its log and every
+    script name it when it is the best."""
+    caplog.set_level('INFO')
+    prefix = tmp_path / 'model'
+    assert train.main(_args(prefix, dataset, '--lr-epoch-step', '5,6', '--lr', '2e-3',
+                            '--verbose', '20', '--workers', '0')) == 0
+    validated = {int(r['step']): float(r['nme_ibug']) for r in _rows(prefix) if r['nme_ibug']}
+    assert sorted(validated) == [0, 20, 40, 48]
+    assert validated[48] < min(validated[20], validated[40]), validated
+    state = run.read_state(str(prefix))
+    assert (state['best_checkpoint'], state['best_step']) == (3, 48)
+    assert state['best_nme'] == pytest.approx(validated[48], abs=1e-6)
+    assert 'checkpoint 0003 is the best so far' in caplog.text
+    assert run.choose_checkpoint(str(prefix))[0] == 3
+    import test_rec_nme
+    assert test_rec_nme.main(['--rec', str(dataset / 'ibug.rec'), '--prefix', str(prefix),
+                              '--decoder', 'argmax', '--output', str(tmp_path / 'nme')]) == 0
+    assert 'nme on ibug is %.3f%%' % validated[48] in capsys.readouterr().out
+
+
+def _all_finite(folder):
+    found = [p for p in Path(folder).iterdir() if p.suffix == '.params']
+    return found, all(np.isfinite(v.asnumpy()).all() for p in found
+                      for v in mx.nd.load(str(p)).values())
+
+
+@pytest.mark.parametrize('frequent,words', [
+    ('2', 'the gradients or weights are not finite (loss '),
+    ('50', 'the weights are not finite at step 4'),
+])
+def test_a_diverging_run_never_saves_non_finite_weights(dataset, tmp_path, capsys, frequent,
+                                                        words):
+    """ce loss with a huge rate: the loss stays finite while the weights go
+    NaN (oneDNN's ReLU maps NaN to 0). The check every --frequent steps, and
+    the one before every save, stop the run and write nothing non-finite."""
+    prefix = tmp_path / 'model'
+    code = train.main(_args(prefix, dataset, '--optimizer', 'sgd', '--lr', '1e8',
+                            '--frequent', frequent, '--verbose', '4', '--lr-epoch-step', '3',
+                            '--workers', '0'))
+    err = capsys.readouterr().err
+    assert code == 1 and words in err and 'Traceback' not in err, err
+    assert len(err.strip().splitlines()) == 1
+    files, finite = _all_finite(tmp_path)
+    assert finite, files
+    assert not checkpoint.checkpoint_numbers(str(prefix))
 
 
 def test_two_runs_on_one_prefix(dataset, tmp_path, capsys):
