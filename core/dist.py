@@ -37,14 +37,11 @@ def is_worker(environ=None):
     return (os.environ if environ is None else environ).get('DMLC_ROLE') == 'worker'
 
 
-def kvstore(kind, environ=None):
-    """The dist kvstore `kind` for a launched worker; LaunchError otherwise."""
-    environ = os.environ if environ is None else environ
+def require_launcher(kind, environ=None):
+    """LaunchError unless this process is a worker a launcher started."""
     if not is_worker(environ):
         raise LaunchError('--kvstore %s needs a launcher that starts the scheduler, servers and '
                           'workers: %s' % (kind, LAUNCH_HINT))
-    import mxnet as mx
-    return mx.kv.create(kind)
 
 
 class Watchdog(object):

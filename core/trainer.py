@@ -241,11 +241,14 @@ class Trainer(object):
         t = cfg.train
         check_options(t)
         self.cfg, self.t, self.prefix = cfg, t, t.prefix
-        self.lock = self.kv = self.agreement = None
-        self.watchdog = dist.Watchdog(t.dist_timeout) if t.kvstore.startswith('dist') else None
+        self.lock = self.kv = self.agreement = self.watchdog = None
+        if t.kvstore.startswith('dist'):
+            dist.require_launcher(t.kvstore)
+            self.watchdog = dist.Watchdog(t.dist_timeout, 'worker %s' % os.environ.get(
+                'DMLC_TASK_ID', '?'))
         try:
             self.ctx = list(contexts or device_contexts(t.gpus))
-            self.kv = dist.kvstore(t.kvstore) if self.watchdog else None
+            self.kv = mx.kv.create(t.kvstore) if self.watchdog else None
             self.rank, self.num_workers = (self.kv.rank, self.kv.num_workers) if self.kv \
                 else (0, 1)
             self.chief = self.rank == 0

@@ -1,74 +1,298 @@
-"""Start distributed training (`--kvstore dist_sync`): MXNet's parameter
-server roles over ssh (MXNet's own tracker) or as local processes.
+"""Start a `--kvstore dist_sync` job: MXNet's scheduler here, its servers and
+workers as local processes or over ssh, and watch them to the end.
 
-    # hosts: one hostname per line, each with this checkout at the same path
-    python -m tools.launch --cluster ssh --num-workers 2 --num-servers 2 \\
-        --host-file hosts python train.py --kvstore dist_sync --prefix ./models/dist/model
     # try it on one machine:
     python -m tools.launch --cluster local --num-workers 2 --num-servers 1 \\
-        python train.py --kvstore dist_sync ...
+        python train.py --kvstore dist_sync --prefix ./models/dist/model
+    # hosts: one hostname per line, each with this checkout (and its .venv) at the same path
+    python -m tools.launch --cluster ssh --host-file hosts --num-workers 2 \\
+        python train.py --kvstore dist_sync --prefix /shared/models/dist/model
 
-The options are those of MXNet's dmlc tracker (`--help`). The command is run
-through bash, so `$DMLC_TASK_ID` (the worker's number) can vary an argument;
-quote values that hold brackets or quotes twice. The local launcher exits
-with the first failing worker's code, and ends the scheduler and servers
-once every worker is gone, so a failed run never leaves it waiting.
+The command runs through bash in this folder (`$DMLC_TASK_ID`, the worker's
+number, can vary an argument); each word `python` is this interpreter, so
+every host runs this virtual environment. Over ssh the job's variables
+(DMLC_*, CUDA_VISIBLE_DEVICES, PYTHONPATH, OMP_NUM_THREADS, MXNET_*, NCCL_*,
+FACE_ALIGN_*) are passed on. Every line a process prints comes out here
+prefixed with its role. When a worker fails, the launcher names it with its
+error, gives the others `--grace` seconds to stop by themselves (they vote to
+stop together, or their watchdog gives up after --dist-timeout), then stops
+them. Ctrl-C is passed to every worker once (they finish their step and save
+the state); a second Ctrl-C stops them at once. The exit status is the worst
+of the workers'.
 """
+import argparse
+import collections
+import ctypes
 import os
+import shlex
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 
-from dmlc_tracker import opts, ssh
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PASS_NAMES = ('CUDA_VISIBLE_DEVICES', 'PYTHONPATH', 'OMP_NUM_THREADS')
+PASS_PREFIXES = ('DMLC_', 'MXNET_', 'NCCL_', 'FACE_ALIGN_')
+HELPER_GRACE = 10       # seconds for scheduler and servers to end after the workers
+KILL_GRACE = 10         # seconds between SIGTERM and SIGKILL
 
-GRACE_SECONDS = 30
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__.strip().splitlines()[0],
+        usage='python -m tools.launch [options] python train.py --kvstore dist_sync ...')
+    add = parser.add_argument
+    add('--cluster', choices=('local', 'ssh'), default='local')
+    add('-n', '--num-workers', type=int, required=True)
+    add('-s', '--num-servers', type=int, default=0, help='default: as many as workers')
+    add('-H', '--host-file', help='ssh: one host per line (servers and workers in turn)')
+    add('--host-ip', help='ssh: the address of this machine the hosts reach (default: the one '
+        'that routes to the first host)')
+    add('--ssh-port', type=int, default=22)
+    add('--grace', type=float, default=30.0,
+        help='seconds the other workers get to stop by themselves after one fails')
+    add('command', nargs=argparse.REMAINDER, help='the command of every process')
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.error('no command given (e.g. python train.py --kvstore dist_sync ...)')
+    if args.num_workers < 1:
+        parser.error('--num-workers must be at least 1')
+    if args.cluster == 'ssh' and not args.host_file:
+        parser.error('--cluster ssh needs --host-file')
+    args.num_servers = args.num_servers or args.num_workers
+    return args
+
+
+def command_line(command, python=sys.executable):
+    """The shell line of `command`, each word `python` being `python`."""
+    return ' '.join(python if word in ('python', 'python3') else word for word in command)
+
+
+def passed_environment(environ):
+    """The variables an ssh process gets from here."""
+    return {k: v for k, v in environ.items() if k in PASS_NAMES or k.startswith(PASS_PREFIXES)}
+
+
+# On the remote host the command runs in the background while a reader on
+# the ssh channel (kept as fd 3: bash gives background jobs /dev/null) turns
+# each line (a signal name) into that signal for it, and the end of the
+# channel (the launcher is gone) into SIGTERM.
+REMOTE = '''cd {workdir} || exit 1
+exec 3<&0
+env {exports} /bin/bash -c {line} </dev/null & pid=$!
+(while read -r sig; do kill -"$sig" $pid; done; kill -TERM $pid) <&3 >/dev/null 2>&1 & reader=$!
+exec 3<&-
+wait $pid; code=$?
+kill $reader 2>/dev/null
+exit $code'''
+
+
+def ssh_command(host, port, environ, workdir, line):
+    """argv of ssh running `line` on `host` in `workdir` with `environ`."""
+    exports = ' '.join('%s=%s' % (k, shlex.quote(str(v))) for k, v in sorted(environ.items()))
+    remote = REMOTE.format(workdir=shlex.quote(workdir), exports=exports, line=shlex.quote(line))
+    return ['ssh', '-o', 'StrictHostKeyChecking=no', '-o', 'BatchMode=yes', '-p', str(port),
+            host, remote]
+
+
+def read_hosts(path):
+    try:
+        with open(path) as f:
+            hosts = [line.split('#')[0].strip() for line in f]
+    except OSError as err:
+        raise SystemExit('error: cannot read --host-file %s: %s' % (path, err.strerror))
+    hosts = [h for h in hosts if h]
+    if not hosts:
+        raise SystemExit('error: --host-file %s lists no host' % path)
+    return hosts
+
+
+def local_address(host):
+    """The address of this machine on the route to `host` (a UDP socket
+    is connected, which sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect((socket.gethostbyname(host), 9))
+        return sock.getsockname()[0]
 
 
 def free_port():
     with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
+        sock.bind(('', 0))
         return sock.getsockname()[1]
 
 
-def run_local(command, workers, servers):
-    """Scheduler, servers and workers as local processes; returns the exit
-    code of the first worker that failed, else 0."""
-    base = dict(os.environ, DMLC_PS_ROOT_URI='127.0.0.1', DMLC_PS_ROOT_PORT=str(free_port()),
-                DMLC_NUM_WORKER=str(workers), DMLC_NUM_SERVER=str(servers),
-                DMLC_JOB_CLUSTER='local')
-    line = ' '.join(command)
+def exit_status(code):
+    """A process's exit code as a shell reports it (signals as 128 + N)."""
+    return 128 - code if code < 0 else code
 
-    def start(role, task):
-        env = dict(base, DMLC_ROLE=role, DMLC_TASK_ID=str(task))
-        return subprocess.Popen(line, shell=True, executable='/bin/bash', env=env)
-    helpers = [start('scheduler', 0)] + [start('server', workers + i) for i in range(servers)]
-    started = [start('worker', i) for i in range(workers)]
-    codes = [proc.wait() for proc in started]
-    deadline = time.time() + GRACE_SECONDS
-    for proc in helpers:
+
+def _die_with_parent():
+    """Children get SIGTERM when the launcher dies (Linux), so a killed
+    launcher leaves no job behind."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)        # PR_SET_PDEATHSIG
+    except (AttributeError, OSError):
+        pass
+
+
+class Process(object):
+    """A role's process whose output is printed with its name; `remote`
+    ones are ssh clients whose signals travel as lines on the channel."""
+
+    def __init__(self, name, argv, env, remote=False):
+        self.name, self.remote = name, remote
+        self.lines = collections.deque(maxlen=50)
+        self.proc = subprocess.Popen(argv, env=env, cwd=ROOT,
+                                     stdin=subprocess.PIPE if remote else subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True, preexec_fn=_die_with_parent)
+        self.reader = threading.Thread(target=self._pump, daemon=True)
+        self.reader.start()
+
+    def _pump(self):
+        for raw in iter(self.proc.stdout.readline, b''):
+            line = raw.decode('utf-8', 'replace').rstrip('\r\n')
+            self.lines.append(line)
+            sys.stdout.write('[%s] %s\n' % (self.name, line))
+            sys.stdout.flush()
+
+    def error(self):
+        """The process's own error line, else its last line."""
+        lines = [line for line in self.lines if line.strip()]
+        errors = [line for line in lines if line.startswith('error:')]
+        return (errors or lines or ['(no output)'])[-1]
+
+    def poll(self):
+        return self.proc.poll()
+
+    def signal(self, signum):
+        if self.proc.poll() is not None:
+            return
         try:
-            proc.wait(timeout=max(0.1, deadline - time.time()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    failed = [code for code in codes if code]
-    return failed[0] if failed else 0
+            if self.remote and signum != signal.SIGKILL:
+                self.proc.stdin.write(('%s\n' % signal.Signals(signum).name[3:]).encode())
+                self.proc.stdin.flush()
+            else:
+                os.killpg(self.proc.pid, signum)
+        except (ProcessLookupError, BrokenPipeError):
+            pass
+
+    def wait(self):
+        code = self.proc.wait()
+        self.reader.join(timeout=5)
+        return code
+
+
+def say(text):
+    sys.stdout.write('[launch] %s\n' % text)
+    sys.stdout.flush()
+
+
+class Job(object):
+    """Scheduler, servers and workers of one job, watched to the end."""
+
+    def __init__(self, args, environ=None):
+        self.args = args
+        environ = dict(os.environ if environ is None else environ)
+        line = command_line(args.command)
+        hosts = read_hosts(args.host_file) if args.cluster == 'ssh' else None
+        address = (args.host_ip or local_address(hosts[0])) if hosts else '127.0.0.1'
+        common = {'DMLC_PS_ROOT_URI': address, 'DMLC_PS_ROOT_PORT': str(free_port()),
+                  'DMLC_NUM_WORKER': str(args.num_workers),
+                  'DMLC_NUM_SERVER': str(args.num_servers)}
+        roles = [('scheduler', 0, None)]
+        roles += [('server', i, hosts[i % len(hosts)] if hosts else None)
+                  for i in range(args.num_servers)]
+        roles += [('worker', i, hosts[(args.num_servers + i) % len(hosts)] if hosts else None)
+                  for i in range(args.num_workers)]
+        self.helpers, self.workers = [], []
+        for role, task, host in roles:
+            env = dict(common, DMLC_ROLE=role, DMLC_TASK_ID=str(task),
+                       DMLC_JOB_CLUSTER=args.cluster)
+            if host is None:
+                argv = ['/bin/bash', '-c', line]
+                env = dict(environ, **env)
+            else:
+                argv = ssh_command(host, args.ssh_port, dict(passed_environment(environ), **env),
+                                   ROOT, line)
+                env = environ
+            name = role if role == 'scheduler' else '%s %d%s' % (role, task,
+                                                                 '@' + host if host else '')
+            process = Process(name, argv, env, remote=host is not None)
+            (self.workers if role == 'worker' else self.helpers).append(process)
+        self.interrupts = 0
+
+    def _interrupt(self, signum, frame):
+        self.interrupts += 1
+        say('%s: passed to the workers (%s)' % (
+            signal.Signals(signum).name, 'they finish their step and save the state; again to '
+            'stop them at once' if self.interrupts == 1 else 'stopping at once'))
+        for worker in self.workers:
+            worker.signal(signum if self.interrupts == 1 else signal.SIGKILL)
+
+    def run(self):
+        """Watch the workers to the end; returns the worst exit status."""
+        previous = {s: signal.signal(s, self._interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            codes = self._watch_workers()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        self._end_helpers()
+        worst = max(exit_status(c) for c in codes)
+        say('workers exited with %s; exit status %d'
+            % (', '.join('%s: %d' % (w.name, exit_status(c)) for w, c in zip(self.workers,
+                                                                            codes)), worst))
+        return worst
+
+    def _watch_workers(self):
+        deadline = None
+        reported = set()
+        while True:
+            codes = [w.poll() for w in self.workers]
+            for worker, code in zip(self.workers, codes):
+                if code and worker.name not in reported:
+                    reported.add(worker.name)
+                    say('%s exited with status %d: %s' % (worker.name, exit_status(code),
+                                                          worker.error()))
+                    if deadline is None:
+                        deadline = time.time() + self.args.grace
+                        if any(c is None for c in codes):
+                            say('the other workers get %g s to stop by themselves'
+                                % self.args.grace)
+            if all(c is not None for c in codes):
+                return [w.wait() for w in self.workers]
+            if deadline is not None and time.time() > deadline:
+                say('stopping the workers still running after %g s' % self.args.grace)
+                self._stop(self.workers)
+                deadline = float('inf')
+            time.sleep(0.2)
+
+    def _end_helpers(self):
+        """Scheduler and servers end by themselves after a clean finish;
+        otherwise they are stopped."""
+        end = time.time() + HELPER_GRACE
+        while time.time() < end and any(h.poll() is None for h in self.helpers):
+            time.sleep(0.2)
+        self._stop(self.helpers)
+
+    @staticmethod
+    def _stop(processes):
+        for process in processes:
+            process.signal(signal.SIGTERM)
+        end = time.time() + KILL_GRACE
+        while time.time() < end and any(p.poll() is None for p in processes):
+            time.sleep(0.2)
+        for process in processes:
+            process.signal(signal.SIGKILL)
+            process.wait()
 
 
 def main(argv=None):
-    args = opts.get_opts(argv)
-    if args.cluster not in ('local', 'ssh'):
-        sys.exit('--cluster must be local or ssh, got %r' % args.cluster)
-    if args.num_servers == 0:
-        args.num_servers = args.num_workers
-    if args.cluster == 'local':
-        return run_local(args.command, args.num_workers, args.num_servers)
-    if not hasattr(threading.Thread, 'isAlive'):     # the tracker calls the pre-3.9 name
-        threading.Thread.isAlive = threading.Thread.is_alive
-    ssh.submit(args)
-    return 0
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    return Job(args).run()
 
 
 if __name__ == '__main__':
