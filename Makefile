@@ -1,19 +1,22 @@
 # Set-up and everyday commands. `make test` and `make demo` set up first.
 #   make setup                       CPU builds (or keep the builds already installed)
-#   make setup MXNET=mxnet-cu112     a CUDA build of MXNet 1.9.1 (cu112 ... cu117)
+#   make setup MXNET=mxnet-cu117     a CUDA build of MXNet 1.9.1 (cu112 ... cu117) and its CUDA 11 libraries
+#   make setup MXNET=system          the MXNet already installed (NGC container, source build)
 #   make setup ONNXRUNTIME=onnxruntime-gpu
+#   make setup PYTHON=python3.10     Python 3.10 or 3.11
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 MXNET ?=
 ONNXRUNTIME ?=
 
-.PHONY: setup packages ext test demo figures summary clean
+.PHONY: setup packages ext test demo figures summary check-installs clean
 
 setup: packages config.py ext
 
 $(PY):
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) tools/setup_env.py --check-python
+	$(PYTHON) -m venv $(if $(filter system,$(MXNET)),--system-site-packages) $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
 packages: $(PY)
@@ -33,6 +36,10 @@ demo: setup
 
 figures: setup
 	$(PY) -m tools.figures --out docs/figures
+
+check-installs: $(PY)
+	$(PY) tools/setup_env.py --resolve 3.10
+	$(PY) tools/setup_env.py --resolve 3.11
 
 summary: setup
 	$(PY) -m tools.summary

@@ -9,7 +9,8 @@ import sys
 
 def run(body, argv=None, errors=(), chatter_flag='--verbose'):
     """Call `body(argv)` and turn the errors a user can cause (ValueError,
-    OSError and `errors`) into one line. Returns the exit code."""
+    OSError and `errors`, and MXNet's GPU errors: out of memory, no kernel
+    for the GPU) into one line. Returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = '--debug' in argv
     if debug or chatter_flag in argv:
@@ -23,6 +24,14 @@ def run(body, argv=None, errors=(), chatter_flag='--verbose'):
             raise
         logging.shutdown()
         print('error: %s' % err, file=sys.stderr)
+        return 1
+    except Exception as err:
+        from .gpu import explain_error
+        hint = explain_error(str(err)) if type(err).__name__ == 'MXNetError' else None
+        if hint is None or debug:
+            raise
+        logging.shutdown()
+        print('error: %s' % hint, file=sys.stderr)
         return 1
 
 

@@ -10,10 +10,44 @@ import os
 log = logging.getLogger(__name__)
 
 CPU_WORDS = ('', '-1', 'cpu')
+UUID_PREFIXES = ('GPU-', 'MIG-')
 
 
 class DeviceError(RuntimeError):
     """Devices were asked for that this machine or MXNet build cannot give."""
+
+
+def visible_entries(text):
+    """The devices CUDA_VISIBLE_DEVICES names (numbers, GPU-/MIG- UUIDs), in
+    order; the process sees them as GPUs 0..n-1. DeviceError otherwise."""
+    entries = [v.strip() for v in str(text).split(',') if v.strip()]
+    for entry in entries:
+        if not (entry.isdigit() or entry.startswith(UUID_PREFIXES)):
+            raise DeviceError('CUDA_VISIBLE_DEVICES=%r: %r is neither a GPU number nor a GPU-/MIG- '
+                              'UUID (nvidia-smi -L lists them)' % (text, entry))
+    if len(set(entries)) != len(entries):
+        raise DeviceError('CUDA_VISIBLE_DEVICES=%r names a device twice' % text)
+    return entries
+
+
+def visible_gpus(gpus, visible):
+    """The records of `gpus` (from nvidia-smi, any objects with `index`
+    and `uuid`) that CUDA_VISIBLE_DEVICES=`visible` leaves, in its order.
+    A MIG slice is kept as its UUID (its parent GPU is not in the record)."""
+    if visible is None:
+        return list(gpus)
+    if visible.strip().lower() in CPU_WORDS:
+        return []
+    chosen = []
+    for entry in visible_entries(visible):
+        if entry.isdigit():
+            chosen += [g for g in gpus if g.index == int(entry)]
+        elif entry.startswith('GPU-'):
+            chosen += [g for g in gpus if g.uuid.startswith(entry)]
+        else:
+            chosen += [gpus[0]._replace(name='MIG slice %s' % entry, capability=None,
+                                        uuid=entry)] if gpus else []
+    return chosen
 
 
 def _ids(text, what):
@@ -44,7 +78,7 @@ def choose_devices(gpus=None, environ=None, num_gpus=0, cuda_build=False, flag='
         ids = [] if text.lower() in CPU_WORDS else _ids(text, what)
     elif visible is not None:
         what, text = 'CUDA_VISIBLE_DEVICES', visible.strip()
-        ids = [] if text.lower() in CPU_WORDS else list(range(len(_ids(text, what))))
+        ids = [] if text.lower() in CPU_WORDS else list(range(len(visible_entries(text))))
     else:
         what, ids = 'all GPUs found', list(range(num_gpus))
     if not ids:
@@ -52,8 +86,8 @@ def choose_devices(gpus=None, environ=None, num_gpus=0, cuda_build=False, flag='
             'the CPU (no GPU found)'
     if not cuda_build:
         raise DeviceError('%s asks for GPU %s, but this MXNet build has no CUDA; install a CUDA '
-                          'build (README, "GPU boxes": make setup MXNET=mxnet-cu112) or use '
-                          '--gpus -1 for the CPU' % (what, ','.join(map(str, ids))))
+                          'build (README, "GPU boxes": make setup MXNET=mxnet-cu117) or use '
+                          '%s -1 for the CPU' % (what, ','.join(map(str, ids)), flag))
     if max(ids) >= num_gpus:
         raise DeviceError('%s asks for GPU %s, but this machine has %d GPU%s'
                           % (what, ','.join(map(str, ids)), num_gpus, '' if num_gpus == 1 else 's'))
@@ -83,6 +117,19 @@ def contexts(gpus=None, flag='--gpus'):
 def inference_context(gpu):
     """The context of `--gpu N` (-1: the CPU) for the test scripts."""
     return contexts(None if gpu is None else str(gpu), flag='--gpu')[0]
+
+
+def confirm_onnx_providers(session, gpu):
+    """A warning when an ONNX Runtime session asked to run on GPU `gpu`
+    fell back to the CPU (onnxruntime-gpu lists its CUDA provider even when
+    the CUDA 12 libraries it needs are missing), naming what is missing."""
+    if gpu is None or gpu < 0 or 'CUDAExecutionProvider' in session.get_providers():
+        return None
+    from .gpu import ORT_CUDA_LIBRARIES, missing_libraries
+    missing = missing_libraries(ORT_CUDA_LIBRARIES)
+    return ('ONNX Runtime could not use GPU %d and runs on the CPU: %s; install them (CUDA 12 and '
+            'cuDNN 9) or use --backend mxnet' % (gpu, 'cannot load %s' % ', '.join(missing)
+                                                 if missing else 'its CUDA provider did not start'))
 
 
 def onnx_providers(gpu, available):

@@ -11,7 +11,7 @@ import numpy as np
 from data.files import write_atomic
 from symbol import inference_symbol
 
-from .devices import onnx_providers
+from .devices import confirm_onnx_providers, onnx_providers
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,11 @@ def ort_session(path, threads=None, gpu=-1):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or usable_cpus()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(path, options, providers=providers)
+    session = ort.InferenceSession(path, options, providers=providers)
+    fallback = confirm_onnx_providers(session, gpu)
+    if fallback:
+        log.warning(fallback)
+    return session
 
 
 @contextlib.contextmanager

@@ -7,9 +7,10 @@ import pytest
 SHARED = Path(__file__).resolve().parents[2] / 'shared'
 
 os.environ.setdefault('MXNET_SUBGRAPH_VERBOSE', '0')
-# The suite runs on the CPU, even where a scheduler preset the GPU variables.
-for _name in ('CUDA_VISIBLE_DEVICES', 'NVIDIA_VISIBLE_DEVICES'):
-    os.environ.pop(_name, None)
+# The suite runs on the CPU, also with a CUDA build of MXNet on a GPU box:
+# the GPUs are hidden (a scheduler's own selection is replaced).
+os.environ['CUDA_VISIBLE_DEVICES'] = ''
+os.environ.pop('NVIDIA_VISIBLE_DEVICES', None)
 
 
 @pytest.fixture(scope='session')

@@ -138,7 +138,7 @@ def test_setup_dry_runs_on_this_machine():
     script = str(ROOT / 'tools' / 'setup_env.py')
     proc = subprocess.run([sys.executable, script, '--dry-run'], capture_output=True, text=True)
     assert proc.returncode == 0
-    words = proc.stdout.split()
+    words = proc.stdout.splitlines()[0].split()
     assert 'mxnet' in words and 'onnxruntime' in words and words[-2] == '-c'
     proc = subprocess.run([sys.executable, script, '--mxnet', 'mxnet-cu112', '--dry-run'],
                           capture_output=True, text=True)

@@ -55,7 +55,11 @@ def main(argv=None):
     parser.add_argument('--test-faces', type=int, default=100)
     parser.add_argument('--epochs', type=int, default=6)
     parser.add_argument('--overwrite', action='store_true', help='replace an earlier demo')
+    parser.add_argument('--gpus', default='-1',
+                        help='GPUs to train on, e.g. 0 (default -1: the CPU, on any build)')
     args = parser.parse_args(argv)
+    gpu = args.gpus.split(',')[0]
+    where = 'the CPU' if gpu == '-1' else 'GPU ' + args.gpus
     out = os.path.abspath(args.output)
     if os.path.exists(out):
         if not args.overwrite:
@@ -75,14 +79,15 @@ def main(argv=None):
     steps = '%d,%d' % (args.epochs - 2, args.epochs)
     run(['train.py', '--prefix', os.path.join(model, 'model'), '--set', 'dataset_path=' + data,
          '--set', "val_targets=['synth_test']", '--per-batch-size', '16', '--lr', '1e-3',
-         '--optimizer', 'adam', '--lr-epoch-step', steps, '--verbose', '100', '--frequent', '20']
-        + SMALL_NETWORK, 'training a small network on the CPU')
+         '--optimizer', 'adam', '--lr-epoch-step', steps, '--verbose', '100', '--frequent', '20',
+         '--gpus', args.gpus] + SMALL_NETWORK, 'training a small network on %s' % where)
     run(['-m', 'tools.plot_log', os.path.join(model, 'model-log.csv')], 'loss and NME curves')
     after = run(['test_rec_nme.py', '--rec', os.path.join(data, 'synth_test.rec'),
-                 '--prefix', os.path.join(model, 'model'), '--output', os.path.join(out, 'nme')],
+                 '--prefix', os.path.join(model, 'model'), '--output', os.path.join(out, 'nme'),
+                 '--gpu', gpu],
                 'the best checkpoint on the synthetic test set')
     run(['test.py', os.path.join(ROOT, 'sample-images'), '--prefix', os.path.join(model, 'model'),
-         '--output', os.path.join(out, 'aligned')], 'landmarks on the sample photos')
+         '--output', os.path.join(out, 'aligned'), '--gpu', gpu], 'landmarks on the sample photos')
     print('\n== done in %.1f minutes' % ((time.time() - started) / 60))
     print('NME on the synthetic test set: untrained %.2f%% (step 0 of the log), trained %.2f%%'
           % (untrained_nme(os.path.join(model, 'model-log.csv'), 'synth_test'), nme_of(after)))

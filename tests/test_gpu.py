@@ -1,0 +1,357 @@
+"""GPU boxes, decided on a CPU machine: the install choices by dry run, the
+CUDA-library hook on a fake nvidia/ tree of real shared libraries, which
+kernels a build carries (a real nvcc fat binary), verdicts on recorded
+nvidia-smi output, device lists with UUIDs, one-line GPU errors, the ONNX
+Runtime fallback warning, pinned staging buffers, and tools.gpu_check run."""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from core import cli, gpu
+from core.devices import (DeviceError, choose_devices, confirm_onnx_providers, visible_entries,
+                          visible_gpus)
+from core.feeder import DeviceFeeder
+from data import synth
+from data.iterator import FaceSegIter
+from tools import cuda_libs
+
+ROOT = Path(__file__).resolve().parents[1]
+SETUP = str(ROOT / 'tools' / 'setup_env.py')
+FIXTURE = ROOT / 'tests' / 'data' / 'fatbin-sm80-sm86-ptx90.elf'
+
+# `nvidia-smi --query-gpu=index,name,compute_cap,memory.total,driver_version,uuid
+#  --format=csv,noheader,nounits` on a mixed box, as drivers print it.
+SMI = '''0, NVIDIA H100 80GB HBM3, 9.0, 81559, 550.54.15, GPU-8f1c3a2e-0001-4b5c-9d2e-aaaaaaaaaaaa
+1, NVIDIA A100-SXM4-40GB, 8.0, 40960, 550.54.15, GPU-11111111-2222-3333-4444-555555555555
+2, NVIDIA GeForce RTX 4090, 8.9, 24564, 550.54.15, GPU-99999999-8888-7777-6666-555555555555
+3, Tesla K80, [N/A], 11441, 470.223.02, GPU-deadbeef-0000-0000-0000-000000000000
+4, NVIDIA B200, 10.0, 183359, 570.86.10, GPU-b200b200-0000-0000-0000-000000000000
+'''
+
+
+def _run(*args):
+    """The set-up script run by this venv's Python, in the checkout."""
+    return subprocess.run([sys.executable, SETUP] + list(args), capture_output=True, text=True,
+                          cwd=str(ROOT))
+
+
+# Installs ---------------------------------------------------------------------------
+
+def _setup_env():
+    sys.path.insert(0, str(ROOT / 'tools'))
+    try:
+        import setup_env
+    finally:
+        sys.path.pop(0)
+    return setup_env
+
+
+@pytest.mark.parametrize('build', ['mxnet-cu%d' % v for v in range(112, 118)])
+def test_a_cuda_build_installs_its_pinned_cuda_11_libraries(build):
+    """Planned for a fresh venv: the wheel and every pinned nvidia-*-cu11
+    library (the hook follows the install)."""
+    setup_env = _setup_env()
+    chosen = setup_env.choose({'mxnet': build}, {})
+    names = setup_env.packages(chosen)
+    pins = dict(line.split('==') for line in setup_env.constraints(chosen))
+    assert build in names and 'onnxruntime' in names
+    for library in setup_env.CUDA11_LIBRARIES:
+        assert library in names and library.endswith('-cu11') and pins[library]
+    assert pins['nvidia-cudnn-cu11'].startswith('8.') and pins[build] == '1.9.1'
+    cpu = setup_env.packages(setup_env.choose({'mxnet': 'mxnet'}, {}))
+    assert not [n for n in cpu if n.startswith('nvidia-')]
+
+
+def test_setup_plans_on_this_machine_and_refuses_what_it_cannot_do(tmp_path):
+    proc = _run('--dry-run')
+    assert proc.returncode == 0 and 'nvidia-' not in proc.stdout.splitlines()[0]
+    assert 'CUDA library hook' not in proc.stdout
+    proc = _run('--dry-run', '--python-version', '3.12')
+    assert proc.returncode == 2 and 'Python 3.12 is not supported' in proc.stderr
+    assert 'PYTHON=python3.11' in proc.stderr and 'nothing was installed' in proc.stderr
+    assert _run('--check-python', '--python-version', '3.10').returncode == 0
+    assert _run('--check-python', '--python-version', '3.9').returncode == 2
+    # MXNET=system: this venv does not see the system's packages, so it is refused.
+    proc = _run('--mxnet', 'system', '--dry-run')
+    assert proc.returncode == 2 and 'delete .venv and run `make setup MXNET=system`' in proc.stderr
+    make = subprocess.run(['make', '-n', '-B', '.venv/bin/python', 'MXNET=system',
+                           'PYTHON=python3.11'], cwd=str(ROOT), capture_output=True, text=True)
+    lines = make.stdout.splitlines()
+    assert lines[0] == 'python3.11 tools/setup_env.py --check-python'
+    assert lines[1] == 'python3.11 -m venv --system-site-packages .venv'
+    make = subprocess.run(['make', '-n', '-B', '.venv/bin/python'], cwd=str(ROOT),
+                          capture_output=True, text=True)
+    assert '--system-site-packages' not in make.stdout
+
+
+def test_system_mxnet_keeps_its_numpy_and_installs_no_mxnet(tmp_path):
+    """A venv with the system's packages over a Python that has an MXNet of
+    its own (here: this venv plays the system): nothing of the MXNet family is
+    installed and numpy is held at the system's version."""
+    venv = tmp_path / 'venv'
+    subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages', '--without-pip',
+                    str(venv)], check=True)
+    python = venv / 'bin' / 'python'
+    site = subprocess.run([sys.executable, '-c', 'import sysconfig; '
+                           'print(sysconfig.get_paths()["purelib"])'], capture_output=True,
+                          text=True).stdout.strip()
+    own_site = subprocess.run([str(python), '-c', 'import sysconfig; '
+                               'print(sysconfig.get_paths()["purelib"])'], capture_output=True,
+                              text=True).stdout.strip()
+    Path(own_site).mkdir(parents=True, exist_ok=True)
+    (Path(own_site) / 'outer.pth').write_text(site + '\n')
+    proc = subprocess.run([str(python), SETUP, '--mxnet', 'system', '--dry-run'],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "using the system's MXNet 1.9.1 with its numpy %s" % np.__version__ in proc.stdout
+    command, constraints = proc.stdout.splitlines()[1:3]
+    assert 'mxnet' not in command.split()[6:]
+    assert 'numpy==%s' % np.__version__ in constraints.split()
+    assert not [w for w in constraints.split() if w.startswith('mxnet')]
+
+
+def test_the_hopper_image_is_the_one_the_check_recommends():
+    dockerfile = (ROOT / 'docker' / 'Dockerfile').read_text()
+    assert 'ARG BASE=%s\n' % gpu.NGC_IMAGE in dockerfile
+    assert 'RUN make setup MXNET=system PYTHON=python3' in dockerfile
+    assert '.venv/' in (ROOT / '.dockerignore').read_text().split()
+    assert gpu.NGC_IMAGE in gpu.generation(90).install
+
+
+# The CUDA library hook ----------------------------------------------------------------
+
+def _library(sources, path, soname, source, needs=(), search=()):
+    """Build a real shared library at `path` from C `source` (kept in
+    `sources`, not among the libraries)."""
+    src = sources / (soname + '.c')
+    src.write_text(source)
+    command = ['gcc', '-shared', '-fPIC', '-o', str(path), str(src), '-Wl,-soname,' + soname]
+    command += ['-L%s' % d for d in search] + ['-l:%s' % n for n in needs]
+    subprocess.run(command, check=True)
+
+
+@pytest.fixture
+def fake_cuda(tmp_path):
+    """site-packages with nvidia/*/lib holding a 'runtime' and a 'blas' that
+    needs it, and a 'libmxnet' outside that needs the blas (no RPATH)."""
+    if subprocess.run(['which', 'gcc'], capture_output=True).returncode:
+        pytest.skip('gcc is not installed')
+    site = tmp_path / 'site-packages'
+    runtime, blas = site / 'nvidia' / 'cuda_runtime' / 'lib', site / 'nvidia' / 'cublas' / 'lib'
+    for d in (runtime, blas):
+        d.mkdir(parents=True)
+    _library(tmp_path, runtime / 'libfakecudart.so.11.0', 'libfakecudart.so.11.0',
+             'int fake_runtime(void) { return 11; }\n')
+    _library(tmp_path, blas / 'libfakecublas.so.11', 'libfakecublas.so.11',
+             'int fake_runtime(void);\nint fake_blas(void) { return 100 + fake_runtime(); }\n',
+             ['libfakecudart.so.11.0'], [runtime])
+    mxnet_dir = tmp_path / 'mxnet-lib'
+    mxnet_dir.mkdir()
+    _library(tmp_path, mxnet_dir / 'libfakemxnet.so', 'libfakemxnet.so',
+             'int fake_blas(void);\nint fake_mxnet(void) { return fake_blas(); }\n',
+             ['libfakecublas.so.11'], [blas])
+    return site, mxnet_dir / 'libfakemxnet.so'
+
+
+def test_without_the_hook_the_loader_does_not_find_the_wheels_libraries(fake_cuda):
+    site, libmxnet = fake_cuda
+    probe = 'import ctypes; ctypes.CDLL(%r)' % str(libmxnet)
+    proc = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True)
+    assert proc.returncode != 0 and 'libfakecublas.so.11' in proc.stderr
+
+
+def test_preloading_finds_them_in_dependency_order(fake_cuda):
+    site, libmxnet = fake_cuda
+    files = cuda_libs.library_files(str(site))
+    assert [os.path.basename(f) for f in files] == ['libfakecublas.so.11',
+                                                     'libfakecudart.so.11.0']
+    probe = textwrap.dedent('''
+        import ctypes, sys
+        sys.path.insert(0, %r)
+        import cuda_libs
+        loaded = cuda_libs.preload(cuda_libs.library_files(%r))
+        print([p.rsplit('/', 1)[1] for p in loaded], ctypes.CDLL(%r).fake_mxnet())
+    ''' % (str(ROOT / 'tools'), str(site), str(libmxnet)))
+    proc = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['libfakecudart.so.11.0', 'libfakecublas.so.11'] 111"
+
+
+def test_the_installed_hook_loads_them_when_mxnet_is_imported(fake_cuda):
+    site, _ = fake_cuda
+    written = cuda_libs.install(str(site))
+    assert [os.path.basename(p) for p in written] == ['face_align_cuda_libs.py',
+                                                      'face_align_cuda_libs.pth']
+    probe = textwrap.dedent('''
+        import site, sys
+        site.addsitedir(%r)
+        maps = lambda: open('/proc/self/maps').read()
+        before = 'libfakecublas' in maps()
+        import json
+        middle = 'libfakecublas' in maps()
+        import mxnet
+        print(before, middle, 'libfakecublas' in maps(), 'libfakecudart' in maps())
+    ''' % str(site))
+    proc = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ['False', 'False', 'True', 'True']
+
+
+def test_a_library_that_never_loads_is_named(tmp_path):
+    (tmp_path / 'libbroken.so.1').write_bytes(b'not a library')
+    with pytest.raises(OSError, match='libbroken.so.1'):
+        cuda_libs.preload([str(tmp_path / 'libbroken.so.1')])
+
+
+# Kernels and verdicts -----------------------------------------------------------------
+
+def test_the_architectures_of_a_real_fat_binary_are_read():
+    arches = gpu.library_arches(str(FIXTURE))
+    assert arches == gpu.Arches(frozenset({80, 86}), frozenset({90}))
+    assert arches.describe() == 'machine code for sm_80, sm_86; PTX for compute_90'
+    assert gpu.library_arches(mx.libinfo.find_lib_path()[0]) == gpu.Arches(frozenset(),
+                                                                          frozenset())
+    with pytest.raises(ValueError, match='ELF'):
+        gpu.library_arches(__file__)
+
+
+@pytest.mark.parametrize('capability,expected', [
+    (80, 'sm_80 machine code'), (86, 'sm_86 machine code'), (89, 'sm_86 machine code'),
+    (75, 'sm_70 machine code'), (61, 'sm_60 machine code'), (90, None), (100, None), (37, None),
+])
+def test_which_gpus_the_pip_wheels_run_on(capability, expected):
+    assert gpu.kernels_for(capability, gpu.Arches(*gpu.PIP_WHEEL_ARCHS)) == expected
+
+
+def test_ptx_is_compiled_for_newer_gpus_only():
+    arches = gpu.library_arches(str(FIXTURE))
+    assert gpu.kernels_for(90, arches) == 'compute_90 PTX (compiled on first use)'
+    assert gpu.kernels_for(120, arches) == 'compute_90 PTX (compiled on first use)'
+    assert gpu.kernels_for(75, arches) is None
+
+
+def test_verdicts_on_a_recorded_mixed_box():
+    cards = gpu.parse_smi(SMI)
+    assert [c.capability for c in cards] == [90, 80, 89, None, 100]
+    assert cards[0].memory_mb == 81559 and cards[0].driver == '550.54.15'
+    wheel = gpu.Arches(*gpu.PIP_WHEEL_ARCHS)
+    results = [gpu.verdict(c, wheel, 'mxnet-cu117') for c in cards]
+    assert [ok for ok, _ in results] == [False, True, True, None, False]
+    assert 'no kernels for Hopper GPUs' in results[0][1]
+    assert 'NGC MXNet container' in results[0][1] and 'MXNET_CUDA_ARCH=9.0' in results[0][1]
+    assert 'runs sm_80 machine code of mxnet-cu117' in results[1][1]
+    assert 'runs sm_86 machine code' in results[2][1]
+    assert 'source build' in results[4][1] and 'Blackwell' in results[4][1]
+    cpu_build = gpu.verdict(cards[1], gpu.Arches(frozenset(), frozenset()), 'mxnet')
+    assert cpu_build[0] is False and 'make setup MXNET=mxnet-cu117' in cpu_build[1]
+
+
+# Devices ---------------------------------------------------------------------------------
+
+def test_uuids_and_mig_slices_in_cuda_visible_devices():
+    uuid = 'GPU-8f1c3a2e-0001-4b5c-9d2e-aaaaaaaaaaaa'
+    environ = {'CUDA_VISIBLE_DEVICES': '%s,MIG-7a6b5c4d-1111-2222-3333-444444444444' % uuid}
+    assert choose_devices(None, environ, 2, True)[0] == [0, 1]
+    assert visible_entries('GPU-8f1c,3') == ['GPU-8f1c', '3']
+    cards = gpu.parse_smi(SMI)
+    assert [c.index for c in visible_gpus(cards, 'GPU-11111111,0')] == [1, 0]
+    mig = visible_gpus(cards, 'MIG-7a6b5c4d-1111-2222-3333-444444444444')
+    assert mig[0].name.startswith('MIG slice') and mig[0].capability is None
+    assert visible_gpus(cards, '-1') == [] and len(visible_gpus(cards, None)) == 5
+    for bad, words in (('0,GPU0', 'neither a GPU number'), ('1,1', 'twice')):
+        with pytest.raises(DeviceError, match=words):
+            choose_devices(None, {'CUDA_VISIBLE_DEVICES': bad}, 2, True)
+
+
+def test_messages_name_the_flag_of_the_script():
+    with pytest.raises(DeviceError, match='use --gpu -1 for the CPU'):
+        choose_devices('0', {}, 0, False, flag='--gpu')
+    with pytest.raises(DeviceError, match='use --gpus -1 for the CPU'):
+        choose_devices('0', {}, 0, False)
+
+
+@pytest.mark.parametrize('message,words', [
+    ('[10:01:02] src/storage/./pooled_storage_manager.h:161: cudaMalloc retry failed: out of '
+     'memory', 'lower --per-batch-size'),
+    ('Check failed: err == cudaSuccess (209 vs. 0) : Name: Convolution ErrStr:no kernel image is '
+     'available for execution on the device', 'tools.gpu_check'),
+    ('CUDA: CUDA driver version is insufficient for CUDA runtime version', 'update the driver'),
+])
+def test_gpu_errors_are_one_line_with_the_fix(message, words, capsys):
+    def body(argv):
+        raise mx.base.MXNetError(message)
+    assert cli.run(body, []) == 1
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1 and 'Traceback' not in err
+    with pytest.raises(mx.base.MXNetError):
+        cli.run(body, ['--debug'])
+    with pytest.raises(mx.base.MXNetError):          # other MXNet errors stay tracebacks
+        cli.run(lambda argv: (_ for _ in ()).throw(mx.base.MXNetError('shape mismatch')), [])
+
+
+def test_an_onnx_session_that_fell_back_to_the_cpu_is_named_with_the_missing_libraries():
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node('Relu', ['x'], ['y'])], 'g',
+                              [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+    model.ir_version = 8
+    session = ort.InferenceSession(model.SerializeToString(), providers=['CPUExecutionProvider'])
+    assert confirm_onnx_providers(session, -1) is None
+    warning = confirm_onnx_providers(session, 0)
+    missing = gpu.missing_libraries(gpu.ORT_CUDA_LIBRARIES)
+    assert missing and 'could not use GPU 0' in warning
+    assert all(name in warning for name in missing)
+
+
+# Pinned staging buffers ---------------------------------------------------------------
+
+def test_staging_buffers_are_allocated_once_per_device_and_batches_stay_exact(tmp_path):
+    from core.config import load_config
+    synth.write_records(str(tmp_path / 'train'), 24, seed=4, progress=False)
+    cfg = load_config('hourglass', 'i2d', ['per_batch_size=4'])
+    batches = {}
+    for staged in ((), ('cpu',)):
+        it = FaceSegIter(str(tmp_path / 'train.rec'), cfg, 8, 4, aug_level=1, workers=0, seed=3)
+        feeder = DeviceFeeder(it, [mx.cpu(0), mx.cpu(1)], staged=staged)
+        seen, buffers = [], set()
+        for _ in range(5):
+            parts = feeder.next()
+            seen.append(np.concatenate([p.data[0].asnumpy() for p in parts]))
+            buffers |= {id(v) for v in feeder.staging.values()}
+        feeder.close()
+        it.close()
+        batches[staged] = seen
+        if staged:
+            assert sorted(feeder.staging) == [(0, 'data'), (0, 'label'), (1, 'data'),
+                                              (1, 'label')]
+            assert len(buffers) == 4 and all(v.context.device_type == 'cpu_pinned'
+                                             for v in feeder.staging.values())
+    assert all(np.array_equal(a, b) for a, b in zip(batches[()], batches[('cpu',)]))
+
+
+# The check itself --------------------------------------------------------------------
+
+def test_gpu_check_runs_its_checks_on_the_cpu():
+    proc = subprocess.run([sys.executable, '-m', 'tools.gpu_check', '--cpu'], cwd=str(ROOT),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith('MXNet 1.9.1 (mxnet): ')
+    assert 'kernels in libmxnet.so: machine code for no architecture; no PTX' in proc.stdout
+    assert lines[-1].startswith('PASS CPU: convolution forward+backward ')
+    assert 'training step' in lines[-1]
+
+
+def test_gpu_check_without_a_gpu_says_so_and_fails():
+    proc = subprocess.run([sys.executable, '-m', 'tools.gpu_check'], cwd=str(ROOT),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stdout.strip().splitlines()[-1].startswith('FAIL no GPU: ')
