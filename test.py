@@ -6,7 +6,10 @@ recursively and mirrored in --output).
     python test.py photos/ --prefix ./models/my-hg/model --boxes boxes.json --no-overlay
 
 --boxes takes a JSON object mapping image paths (as given, relative to their
-folder, or base names) to lists of boxes [x1, y1, x2, y2] (or with a score).
+folder, or base names; with or without the extension) to lists of boxes
+[x1, y1, x2, y2] (or with a score). A box reaching out of its photo is clipped
+to it (with a warning); an empty, inverted or wholly outside box fails that
+photo. Every photo that could not be processed makes the exit status 1.
 """
 import argparse
 import json
@@ -73,42 +76,64 @@ def check_outputs(jobs, overlay, overwrite):
 
 
 def read_boxes(path):
-    """{image key: (N, 4 or 5) boxes} of a --boxes JSON file."""
+    """{image key: (N, 4 or 5) boxes} of a --boxes JSON file; ValueError
+    naming the file, the key and the box that is not a box."""
     try:
         with open(path) as f:
             mapping = json.load(f)
-        return {key: np.asarray(value, dtype=np.float64).reshape(-1, len(value[0]) if value
-                                                                   else 4)
-                for key, value in mapping.items()}
-    except (OSError, ValueError, TypeError, IndexError) as err:
-        raise ValueError('%s is not a JSON object of image -> [[x1, y1, x2, y2], ...] (%s)'
-                         % (path, err))
+    except (OSError, ValueError) as err:
+        raise ValueError('--boxes %s cannot be read: %s' % (path, err))
+    if not isinstance(mapping, dict):
+        raise ValueError('--boxes %s must be a JSON object {"photo.jpg": [[x1, y1, x2, y2], '
+                         '...]}, not a %s' % (path, type(mapping).__name__))
+    boxes = {}
+    for key, value in mapping.items():
+        try:
+            boxes[key], _ = essh.checked_boxes(value)
+        except essh.BoxError as err:
+            raise ValueError('--boxes %s, %r: %s' % (path, key, err))
+    return boxes
+
+
+def box_keys(path, inputs):
+    """The keys a --boxes file may use for `path`: as given, its base name,
+    its path relative to a folder given; each with or without extension."""
+    keys = [path, os.path.basename(path)] + [os.path.relpath(path, i) for i in inputs
+                                              if os.path.isdir(i)]
+    return keys + [os.path.splitext(k)[0] for k in keys]
 
 
 def boxes_for(mapping, path, inputs):
-    if mapping is None:
-        return None
-    keys = [path, os.path.basename(path)] + [os.path.relpath(path, i) for i in inputs
-                                              if os.path.isdir(i)]
-    for key in keys:
+    """The boxes given for `path`, or None (none given)."""
+    for key in box_keys(path, inputs):
         if key in mapping:
             return mapping[key]
-    return np.zeros((0, 4))
+    return None
+
+
+def unmatched_keys(mapping, jobs, inputs):
+    """Keys of the --boxes file that name no input photo."""
+    used = {key for path, _, _ in jobs for key in box_keys(path, inputs)}
+    return sorted(key for key in mapping if key not in used)
 
 
 def process(handler, path, json_path, png_path, boxes, args):
-    """Landmarks of one photo, written as JSON (and PNG); returns the faces."""
+    """Landmarks of one photo, written as JSON (and PNG); returns the faces
+    and what to say when there is none."""
     image = read_image(path)
-    faces = handler.get_landmarks(image, boxes)
+    given = args.boxes is not None
+    faces = handler.get_landmarks(image, boxes if given else None) \
+        if boxes is not None or not given else []
     record = {'image': path, 'width': image.shape[1], 'height': image.shape[0],
               'faces': [face.to_json() for face in faces]}
     if not faces:
-        record['message'] = 'no face found' if boxes is None else 'no box given for this image'
+        record['message'] = 'no box given for this image' if given and boxes is None else \
+            'no face found'
     write_atomic(json_path, json.dumps(record, indent=1))
     if not args.no_overlay:
         title = cli.plural(len(faces), 'face')
         write_atomic(png_path, png_bytes(draw_faces(image, faces, args.numbers, title)))
-    return faces
+    return faces, record.get('message')
 
 
 def parse_args(argv):
@@ -143,24 +168,30 @@ def _main(argv):
         log.error('%s', problem)
     check_outputs(jobs, not args.no_overlay, args.overwrite)
     boxes = read_boxes(args.boxes) if args.boxes else None
+    if boxes is not None:
+        unknown = unmatched_keys(boxes, jobs, args.inputs)
+        if unknown:
+            log.warning('--boxes %s: %s name%s no input photo: %s', args.boxes,
+                        cli.plural(len(unknown), 'key'), 's' if len(unknown) == 1 else '',
+                        ', '.join(unknown[:10]) + (' ...' if len(unknown) > 10 else ''))
     handler = Handler(args.prefix, args.epoch, args.gpu, args.detector, args.threshold,
                       args.decoder, args.backend)
-    unreadable, faces, empty = 0, 0, 0
+    failed, faces, empty = 0, 0, 0
     for path, json_path, png_path in tqdm(jobs, unit='image', disable=not sys.stderr.isatty()):
         try:
-            found = process(handler, path, json_path, png_path,
-                            boxes_for(boxes, path, args.inputs), args)
-        except ImageError as err:
-            log.error('%s', err)
-            unreadable += 1
+            found, message = process(handler, path, json_path, png_path,
+                                     boxes_for(boxes or {}, path, args.inputs), args)
+        except (ImageError, essh.BoxError) as err:
+            log.error('%s', err if str(err).startswith(path) else '%s: %s' % (path, err))
+            failed += 1
             continue
         faces += len(found)
         empty += not found
-        log.info('%s: %s', path, cli.plural(len(found), 'face') if found else 'no face found')
-    print('%s, %s, %d without a face, %d unreadable%s; results in %s'
-          % (cli.plural(len(jobs), 'image'), cli.plural(faces, 'face'), empty, unreadable,
+        log.info('%s: %s', path, cli.plural(len(found), 'face') if found else message)
+    print('%s, %s, %d without a face, %d failed%s; results in %s'
+          % (cli.plural(len(jobs), 'image'), cli.plural(faces, 'face'), empty, failed,
              ', %d missing' % len(problems) if problems else '', args.output))
-    return 1 if unreadable or problems else 0
+    return 1 if failed or problems else 0
 
 
 def main(argv=None):

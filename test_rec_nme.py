@@ -1,23 +1,29 @@
 """NME of a checkpoint on face record sets, by the protocol of the published
-table (PIPELINE.md section 4), with AUC, failure rate, CED curve and a
+table (docs/protocol.md), with AUC, failure rate, CED curve and a
 per-image CSV.
 
     python test_rec_nme.py --rec data_2d/ibug.rec --prefix ./models/model-hg2d3-cab/model
     python test_rec_nme.py --all --prefix ./models/model-hg2d3-cab/model   # every val target
 """
 import argparse
+import logging
 import os
 import sys
 
 import essh
 from core import cli
-from core.config import apply_overrides, parse_value
+from core.config import apply_overrides, parse_overrides
 from core.devices import DeviceError
 from core.handler import Handler
 from core.predictor import BACKENDS, make_predictor, resolve
 from core.protocol import DECODERS
 from core.report import DATASET_TITLES, claim_folder, evaluate_set, report_folder
 from core.run import RunError
+from data.recordio import RecordError, far_outside, gate
+
+log = logging.getLogger('test_rec_nme')
+# The share of unreadable records an evaluation tolerates.
+EVALUATION_BAD_RECORDS = 0.01
 
 
 def parse_args(argv):
@@ -40,6 +46,8 @@ def parse_args(argv):
     parser.add_argument('--output', default='nme-output',
                         help='reports go to OUTPUT/SET-MODEL-NNNN/')
     parser.add_argument('--overwrite', action='store_true', help='replace an earlier report')
+    parser.add_argument('--strict', action='store_true',
+                        help='refuse a set with landmarks far outside their images')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                         help='override a key of the checkpoint\'s configuration (e.g. '
                         'dataset_path=...)')
@@ -50,12 +58,27 @@ def parse_args(argv):
     return args
 
 
+def check_set(rec, size, strict):
+    """A set whose records do not read stops here (one line); landmarks
+    far outside their images are reported, and refused with `strict`."""
+    reader = gate(rec, EVALUATION_BAD_RECORDS, 'for an evaluation')
+    far = far_outside(reader, size)
+    if far:
+        text = ('%s: %s landmarks more than half the image beyond its border (keys %s); their '
+                'NME says nothing about the network' % (
+                    rec, '%s %s' % (cli.plural(len(far), 'record'),
+                                    'has' if len(far) == 1 else 'have'),
+                    ', '.join(map(str, far[:10])) + (' ...' if len(far) > 10 else '')))
+        if strict:
+            raise ValueError(text + ' (--strict)')
+        log.warning('%s; --strict refuses such sets', text)
+
+
 def _main(argv):
     args = parse_args(argv)
     cli.setup_logging()
     checkpoint = resolve(args.prefix, args.epoch)
-    cfg = apply_overrides(checkpoint.cfg, {k: parse_value(v) for k, v in
-                                           (s.split('=', 1) for s in args.set)})
+    cfg = apply_overrides(checkpoint.cfg, parse_overrides(args.set))
     print(checkpoint.describe())
     if args.all:
         sets = [(name, os.path.join(cfg.dataset_path, name + '.rec')) for name in cfg.val_targets]
@@ -67,6 +90,8 @@ def _main(argv):
         if not os.path.isfile(args.rec):
             raise FileNotFoundError('record file %s does not exist' % args.rec)
         sets = [(args.dataset or os.path.splitext(os.path.basename(args.rec))[0], args.rec)]
+    for name, rec in sets:
+        check_set(rec, cfg.record_img_size, args.strict)
     folders = [report_folder(args.output, name, checkpoint) for name, _ in sets]
     for folder in folders:
         claim_folder(folder, args.overwrite)
@@ -87,7 +112,7 @@ def _main(argv):
 
 
 def main(argv=None):
-    return cli.run(_main, argv, errors=(RunError, DeviceError))
+    return cli.run(_main, argv, errors=(RunError, DeviceError, RecordError))
 
 
 if __name__ == '__main__':

@@ -9,12 +9,12 @@ import argparse
 import sys
 
 from core import cli
-from core.config import apply_overrides, load_config, parse_value
+from core.config import KVSTORES, OPTIMIZERS, apply_overrides, load_config, parse_overrides
 from core import dist
 from core.devices import DeviceError
 from core.dist import LaunchError
-from core.run import RunError
-from core.trainer import KVSTORES, OPTIMIZERS, Trainer, TrainingStopped, resumed_config
+from core.run import RunError, read_state
+from core.trainer import Trainer, TrainingStopped, resumed_config
 
 EPILOG = '''A run's configuration is formed in this order: config.py (a copy of
 sample_config.py), its --network and --dataset sections, --set KEY=VALUE,
@@ -67,12 +67,7 @@ def parse_args(argv):
 
 def overrides(args):
     """{key: value} of --set and the flags given on the command line."""
-    found = {}
-    for item in args.set:
-        key, _, text = item.partition('=')
-        if not _:
-            raise ValueError('--set %r is not of the form KEY=VALUE' % item)
-        found[key.strip()] = parse_value(text)
+    found = parse_overrides(args.set)
     for dest in TRAIN_FLAGS:
         if getattr(args, dest) is not None:
             found['train.' + dest] = getattr(args, dest)
@@ -92,6 +87,14 @@ def _main(argv):
                 given[key] = getattr(args, key)
         cfg = resumed_config(prefix, given)
         cfg = apply_overrides(cfg, {'train.prefix': prefix})
+        state = read_state(prefix)
+        if state.get('finished'):
+            print('the run at %s has finished (step %d, epoch %g; best checkpoint %s); nothing '
+                  'to resume. Start a new run with --pretrained %s,N to train on'
+                  % (prefix, state['step'], state['epoch'],
+                     '%04d' % state['best_checkpoint'] if state.get('best_checkpoint') is not None
+                     else 'none', prefix))
+            return 0
     else:
         cfg = load_config(args.network, args.dataset, given, path=args.config)
     Trainer(cfg, resume=args.resume, overwrite=args.overwrite).run()

@@ -49,8 +49,23 @@ mkdir -p "$MODEL_DIR"
 LOG=$MODEL_DIR/train.log
 
 if [ "$DETACH" = 1 ]; then
+    START=$(wc -c < "$LOG" 2>/dev/null || echo 0)
     nohup "$PY" train.py "${ARGS[@]}" >> "$LOG" 2>&1 &
-    echo "training in the background (pid $!); log: $LOG"
+    PID=$!
+    # Wait until the run has passed its checks (it logs its plan) or ended.
+    for _ in $(seq 1 600); do
+        if ! kill -0 "$PID" 2>/dev/null; then
+            wait "$PID" && CODE=0 || CODE=$?
+            tail -c +"$((START + 1))" "$LOG" | grep -v '^\s*$' | tail -n 5 >&2
+            echo "train.sh: the run ended at once (exit $CODE); nothing runs in the background" >&2
+            exit "$CODE"
+        fi
+        if tail -c +"$((START + 1))" "$LOG" | grep -q 'training ends at step'; then
+            break
+        fi
+        sleep 0.2
+    done
+    echo "training in the background (pid $PID); log: $LOG"
 else
     "$PY" train.py "${ARGS[@]}" 2>&1 | tee -a "$LOG"
     "$PY" -m tools.plot_log "$MODEL_DIR/model-log.csv"

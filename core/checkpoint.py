@@ -1,6 +1,7 @@
 """Checkpoints (PREFIX-symbol.json + PREFIX-%04d.params): durable saving, and
 loading that names the file and what is wrong with it."""
 import glob
+import json
 import logging
 import os
 import re
@@ -64,7 +65,12 @@ def load_symbol(path):
     if not os.path.isfile(path):
         raise CheckpointError('%s does not exist' % path)
     try:
+        with open(path, 'rb') as f:
+            json.loads(f.read().decode('utf-8'))
         return mx.sym.load(path)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError('%s is not a readable symbol file (truncated or corrupt?): %s'
+                              % (path, err))
     except mx.base.MXNetError as err:
         raise CheckpointError('%s is not a readable symbol file (truncated or corrupt?): %s'
                               % (path, str(err).strip().splitlines()[-1]))
@@ -86,9 +92,9 @@ def load_params(path):
     return arg_params, aux_params
 
 
-def load_checkpoint(prefix, number):
-    """(symbol, arg_params, aux_params). A missing file is named together
-    with the checkpoint numbers the prefix does hold."""
+def check_files(prefix, number):
+    """CheckpointError naming a missing file of checkpoint `number`, with
+    the checkpoint numbers the prefix does hold."""
     path = params_path(prefix, number)
     if not os.path.isfile(path) or not os.path.isfile(symbol_path(prefix)):
         missing = path if not os.path.isfile(path) else symbol_path(prefix)
@@ -96,6 +102,13 @@ def load_checkpoint(prefix, number):
         held = ('this prefix holds %s' % ', '.join('%04d' % n for n in numbers)) if numbers \
             else 'download published models with `python -m tools.download NAME`'
         raise CheckpointError('checkpoint file %s does not exist (%s)' % (missing, held))
+
+
+def load_checkpoint(prefix, number):
+    """(symbol, arg_params, aux_params). A missing file is named together
+    with the checkpoint numbers the prefix does hold."""
+    check_files(prefix, number)
+    path = params_path(prefix, number)
     sym = load_symbol(symbol_path(prefix))
     arg_params, aux_params = load_params(path)
     return sym, arg_params, aux_params

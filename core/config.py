@@ -1,22 +1,24 @@
-"""The configuration of a run, formed once and explicitly.
+"""The configuration of a run: keys declared once with their type, formed
+once, checked once, then read-only.
 
-`load_config(network, dataset, overrides)` reads the settings file afresh
-and layers it: `sample_config.py` as the base, the user's `config.py` over
-it (keys an older copy lacks keep the sample's value), the chosen network's
-section, the chosen dataset's section, then "key=value" overrides
-("train.lr=1e-3" for a training option). It returns a new EasyDict and
-changes nothing else; the training options are its `train` section.
+`load_config(network, dataset, overrides)` reads the settings file afresh:
+`sample_config.py` as the base, the user's `config.py` merged over it key by
+key (a key or a section an older copy lacks keeps the sample's), then the
+chosen network's section, the chosen dataset's section and "key=value"
+overrides ("train.lr=1e-3" sets a training option). The result is checked
+completely (`check`: every key known and of its type, the network buildable,
+the training options usable) and returned as a read-only `Config`;
+`apply_overrides` makes a new one. Nothing here changes any state.
 """
 import ast
 import copy
 import os
 import runpy
 
-from easydict import EasyDict as edict
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, 'sample_config.py')
 USER = os.path.join(ROOT, 'config.py')
+PARTS = ('config', 'network', 'dataset', 'default')
 # Keys of `default` that choose the sections rather than set a training option.
 SECTION_KEYS = ('network', 'dataset')
 
@@ -25,45 +27,234 @@ class ConfigError(ValueError):
     """A configuration that cannot be formed; the message names the key."""
 
 
+class Config(dict):
+    """A formed configuration: read by attribute (`cfg.train.lr`) or key,
+    never changed (use `apply_overrides` for a changed copy)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError('the configuration has no key %r' % name)
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError('a formed configuration is read-only; make a changed copy with '
+                        'core.config.apply_overrides')
+
+    __setattr__ = __setitem__ = __delitem__ = _read_only
+    update = pop = popitem = clear = setdefault = _read_only
+
+    def __reduce__(self):
+        return Config, (dict(self),)
+
+    def __deepcopy__(self, memo):
+        return Config({k: copy.deepcopy(v, memo) for k, v in self.items()})
+
+
+def _freeze(value):
+    if isinstance(value, dict):
+        return Config({k: _freeze(v) for k, v in value.items()})
+    return value
+
+
+def _thaw(value):
+    """A plain, changeable deep copy."""
+    if isinstance(value, dict):
+        return {k: _thaw(v) for k, v in value.items()}
+    return copy.deepcopy(value)
+
+
+# The keys --------------------------------------------------------------------------
+
+class Kind(object):
+    """A key's type: `accepts(value)` and the words of the error message."""
+
+    def __init__(self, words, accepts):
+        self.words, self.accepts = words, accepts
+
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+INT = Kind('an integer', lambda v: isinstance(v, int) and not isinstance(v, bool))
+NUMBER = Kind('a number', _number)
+BOOL = Kind('True or False', lambda v: isinstance(v, bool))
+STR = Kind('a string', lambda v: isinstance(v, str))
+NAMES = Kind('a list of names', lambda v: isinstance(v, (list, tuple)) and all(
+    isinstance(n, str) for n in v))
+EPOCHS = Kind("epochs like '20,35,45'", lambda v: isinstance(v, str) or INT.accepts(v))
+DEVICES = Kind("None, or GPU numbers like '0,1' (-1 for the CPU)",
+               lambda v: v is None or isinstance(v, str) or INT.accepts(v))
+OPTIONAL_INT = Kind('None or an integer', lambda v: v is None or INT.accepts(v))
+
+# Every key of a run's configuration, with its type (the values are in
+# sample_config.py). `train` holds the training options.
+KEYS = {
+    'num_classes': INT, 'record_img_size': INT, 'base_scale': INT, 'input_img_size': INT,
+    'output_label_size': INT, 'label_xfirst': BOOL, 'gaussian': NUMBER, 'mirror_heatmaps': BOOL,
+    'multiplier': NUMBER, 'bn_mom': NUMBER, 'workspace': INT, 'per_batch_size': INT,
+    'losstype': STR, 'net_coherent': INT, 'net_binarize': INT, 'net_block': STR, 'net_n': INT,
+    'net_sat': INT, 'net_dcn': INT, 'net_stacks': INT, 'network': STR, 'dataset': STR,
+    'landmark_type': STR, 'dataset_path': STR, 'val_targets': NAMES,
+}
+TRAIN_KEYS = {
+    'prefix': STR, 'pretrained': STR, 'allow_missing': BOOL, 'optimizer': STR, 'lr': NUMBER,
+    'wd': NUMBER, 'lr_epoch_step': EPOCHS, 'ckpt': INT, 'exf': INT, 'frequent': INT,
+    'verbose': INT, 'kvstore': STR, 'seed': INT, 'gpus': DEVICES, 'workers': OPTIONAL_INT,
+    'bad_records': NUMBER, 'dist_timeout': NUMBER,
+}
+OPTIMIZERS = ('nadam', 'onadam', 'adam', 'rmsprop', 'sgd')
+KVSTORES = ('device', 'local', 'dist_sync')
+
+
+def _check_keys(section, table, where, prefix=''):
+    for key, value in section.items():
+        if key not in table:
+            raise ConfigError('unknown config key %r in %s (known: %s)'
+                              % (prefix + key, where, ', '.join(sorted(table))))
+        if not table[key].accepts(value):
+            raise ConfigError('config key %s%s = %r is not allowed; expected %s'
+                              % (prefix, key, value, table[key].words))
+
+
+def check_training(t):
+    """ConfigError naming a training option that cannot work."""
+    from .optimizer import parse_epoch_steps
+
+    def require(ok, key, allowed):
+        if not ok:
+            raise ConfigError('train.%s = %r is not allowed; expected %s' % (key, t[key], allowed))
+    require(t.optimizer in OPTIMIZERS, 'optimizer', ', '.join(OPTIMIZERS))
+    require(t.kvstore in KVSTORES, 'kvstore', ', '.join(KVSTORES))
+    require(t.ckpt in (0, 1), 'ckpt', '0 or 1')
+    for key in ('verbose', 'frequent', 'exf'):
+        require(t[key] >= 1, key, 'an integer >= 1')
+    require(t.lr > 0 and t.wd >= 0, 'lr' if t.lr <= 0 else 'wd', 'a positive number')
+    require(0 <= t.bad_records <= 1, 'bad_records', 'a share between 0 and 1')
+    require(t.dist_timeout > 0, 'dist_timeout', 'a positive number of seconds')
+    require(t.workers is None or t.workers >= 0, 'workers', 'None or an integer >= 0')
+    try:
+        parse_epoch_steps(t.lr_epoch_step)
+    except ValueError as err:
+        raise ConfigError(str(err))
+
+
+def check(cfg, where='the configuration'):
+    """ConfigError (one line, naming the key) unless `cfg` is complete and
+    usable: every key known and of its type, the network buildable
+    (`symbol.validate`), the training options usable."""
+    from symbol import validate
+    train = cfg['train'] if 'train' in cfg and isinstance(cfg['train'], dict) else {}
+    missing = sorted(set(KEYS) - set(cfg)) + ['train.' + k for k in sorted(
+        set(TRAIN_KEYS) - set(train))]
+    if missing:
+        raise ConfigError('%s lacks the config keys %s' % (where, ', '.join(missing)))
+    _check_keys({k: v for k, v in cfg.items() if k != 'train'}, KEYS, where)
+    _check_keys(cfg['train'], TRAIN_KEYS, where, 'train.')
+    try:
+        validate(Config(cfg))
+    except ValueError as err:
+        raise ConfigError(str(err))
+    check_training(Config(cfg['train']))
+
+
+# Forming ---------------------------------------------------------------------------
+
 def _settings(path):
-    """{config, network, dataset, default} of a settings file, fresh."""
-    namespace = runpy.run_path(path)
-    missing = [k for k in ('config', 'network', 'dataset', 'default') if k not in namespace]
+    """{config, network, dataset, default} of a settings file, fresh; a
+    file that does not run is one ConfigError naming it."""
+    try:
+        namespace = runpy.run_path(path)
+    except SyntaxError as err:
+        raise ConfigError('%s, line %s: %s (fix it, or start again from sample_config.py)'
+                          % (path, err.lineno, err.msg))
+    except Exception as err:
+        raise ConfigError('%s does not run: %s: %s' % (path, type(err).__name__, err))
+    missing = [k for k in PARTS if k not in namespace]
     if missing:
         raise ConfigError('%s does not define %s' % (path, ', '.join(missing)))
-    return {k: copy.deepcopy(namespace[k]) for k in ('config', 'network', 'dataset', 'default')}
+    return {k: copy.deepcopy(dict(namespace[k])) for k in PARTS}
+
+
+def _merge(base, theirs):
+    """`theirs` over `base`, key by key into nested sections."""
+    merged = dict(base)
+    for key, value in theirs.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def settings(published=False, path=None):
-    """The settings, the sample's under the user's file (or `path`) unless
-    the published ones are wanted."""
+    """The settings: the sample's, with the user's file (or `path`) merged
+    over it key by key unless the published ones are wanted."""
     merged = _settings(SAMPLE)
     user = path or (USER if os.path.isfile(USER) else None)
     if user and not published:
         theirs = _settings(user)
-        merged['config'].update(theirs['config'])
-        merged['default'].update(theirs['default'])
-        merged['network'], merged['dataset'] = theirs['network'], theirs['dataset']
+        merged = {part: _merge(merged[part], theirs[part]) for part in PARTS}
+        merged['source'] = user
     return merged
 
 
 def load_config(network=None, dataset=None, overrides=(), published=False, path=None):
-    """A fresh configuration for `network` and `dataset` (the settings'
-    defaults when None), with `overrides` ("key=value") applied."""
+    """A fresh, checked, read-only configuration for `network` and
+    `dataset` (the settings' defaults when None) with `overrides`
+    ("key=value" strings or a dict) applied."""
     parts = settings(published, path)
     default = parts['default']
-    network = network or default.network
-    dataset = dataset or default.dataset
+    network = network or default['network']
+    dataset = dataset or default['dataset']
     for kind, name in (('network', network), ('dataset', dataset)):
         if name not in parts[kind]:
             raise ConfigError('%s must be one of %s, got %r'
                               % (kind, ', '.join(sorted(parts[kind])), name))
-    cfg = edict(parts['config'])
+    cfg = dict(parts['config'])
     cfg.update(parts['network'][network])
     cfg.update(parts['dataset'][dataset])
-    cfg.network, cfg.dataset = network, dataset
-    cfg.train = edict({k: v for k, v in default.items() if k not in SECTION_KEYS})
-    return apply_overrides(cfg, overrides)
+    # A config key among the training defaults (older copies kept
+    # per_batch_size there) sets that key.
+    cfg.update({k: v for k, v in default.items() if k in KEYS and k not in SECTION_KEYS})
+    cfg.update(network=network, dataset=dataset,
+               train={k: v for k, v in default.items() if k not in KEYS})
+    return _formed(cfg, overrides, parts.get('source', 'sample_config.py'))
+
+
+def base_config():
+    """The sample's keys, as a saved configuration that lacks some (made
+    by an older version) is completed with."""
+    return load_config(published=True)
+
+
+def restore(saved, where):
+    """A configuration saved by a run, completed with the sample's keys it
+    lacks, checked and read-only."""
+    return _formed(_merge(base_config(), saved), (), where)
+
+
+def _formed(cfg, overrides, where):
+    cfg = _thaw(cfg)
+    items = overrides.items() if isinstance(overrides, dict) else parse_overrides(overrides).items()
+    for key, value in items:
+        section, name = (cfg['train'], key[len('train.'):]) if key.startswith('train.') \
+            else (cfg, key)
+        table = TRAIN_KEYS if section is not cfg else KEYS
+        if name not in table:
+            raise ConfigError('unknown config key %r (known: %s)'
+                              % (key, ', '.join(sorted(table))))
+        section[name] = value
+    check(cfg, where)
+    return _freeze(cfg)
+
+
+def apply_overrides(cfg, overrides):
+    """A new checked configuration: `cfg` with "key=value" strings (or a
+    {key: value} dict) applied; "train.key" sets a training option. Unknown
+    keys are an error, so that a typo never silently does nothing."""
+    return _formed(cfg, overrides, 'the configuration')
 
 
 def parse_value(text):
@@ -74,26 +265,20 @@ def parse_value(text):
         return text
 
 
-def apply_overrides(cfg, overrides):
-    """A copy of `cfg` with "key=value" strings (or a {key: value} dict)
-    applied; "train.key" sets a training option. Unknown keys are an error,
-    so that a typo never silently does nothing."""
-    cfg = edict(copy.deepcopy(dict(cfg)))
-    items = overrides.items() if isinstance(overrides, dict) else [_split(o) for o in overrides]
-    for key, value in items:
-        section, name = (cfg.train, key[len('train.'):]) if key.startswith('train.') else (cfg, key)
-        if name not in section or name == 'train':
-            known = sorted(k for k in section if k != 'train')
-            raise ConfigError('unknown config key %r (known: %s)' % (key, ', '.join(known)))
-        section[name] = value
-    return cfg
+def parse_overrides(items, flag='--set'):
+    """{key: value} of "key=value" strings (the one parser of every script)."""
+    found = {}
+    for item in items:
+        key, sign, text = item.partition('=')
+        if not sign or not key.strip():
+            raise ConfigError('%s %r is not of the form KEY=VALUE' % (flag, item))
+        found[key.strip()] = parse_value(text)
+    return found
 
 
-def _split(item):
-    if '=' not in item:
-        raise ConfigError('override %r is not of the form key=value' % item)
-    key, text = item.split('=', 1)
-    return key.strip(), parse_value(text)
+def lookup(cfg, key):
+    """The value of "key" or "train.key" in `cfg`."""
+    return cfg.train[key[len('train.'):]] if key.startswith('train.') else cfg[key]
 
 
 def published_config(name):
@@ -102,4 +287,3 @@ def published_config(name):
     model = zoo.model(name)
     return apply_overrides(load_config(model.network, model.dataset, published=True),
                            zoo.settings(name))
-

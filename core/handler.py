@@ -1,4 +1,4 @@
-"""Landmarks on photos (PIPELINE.md section 5), and the Python API.
+"""Landmarks on photos (docs/protocol.md, "Photos"), and the Python API.
 
     from core.handler import Handler
     handler = Handler('models/model-hg2d3-cab/model')     # its best checkpoint
@@ -20,7 +20,7 @@ import numpy as np
 
 import essh
 from data import geometry
-from data.images import list_images, read_image, to_bgr8
+from data.images import ImageError, list_images, read_image, to_bgr8
 from data.landmarks import five_points
 
 from . import protocol
@@ -30,6 +30,8 @@ from .protocol import DEFAULT_TOP_RAISE, box_crop, landmark_box
 
 log = logging.getLogger(__name__)
 
+# Smallest image side (pixels) in which a face is looked for.
+MIN_FACE_SIDE = 20
 ESSH_PREFIX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            'essh-model', 'essh')
 
@@ -153,10 +155,23 @@ class Handler(object):
 
     def get_landmarks(self, image, boxes=None):
         """[Face] of a BGR image (grey, BGRA, 16-bit converted) or an image
-        path; `boxes` (N, 4) or (N, 5) with scores skips the detector."""
+        path; `boxes` (N, 4) or (N, 5) with scores skips the detector (a box
+        reaching out of the image is clipped to it, with a warning; an empty,
+        inverted or wholly outside box is a BoxError). An image smaller than
+        MIN_FACE_SIDE is an ImageError."""
         image = self._image(image)
-        found = self.detector.detect(image) if boxes is None else \
-            essh.Detections.from_boxes(boxes)
+        height, width = image.shape[:2]
+        if min(height, width) < MIN_FACE_SIDE:
+            raise ImageError('the image is %dx%d pixels, smaller than a face can be (%d pixels)'
+                             % (width, height, MIN_FACE_SIDE))
+        if boxes is None:
+            found = self.detector.detect(image)
+        else:
+            boxes, clipped = essh.checked_boxes(boxes, width, height)
+            for k in clipped:
+                log.warning('box %d reaches out of the %dx%d image; clipped to %s', k, width,
+                            height, np.round(boxes[k, :4], 1).tolist())
+            found = essh.Detections.from_boxes(boxes)
         return self._align(image, found)
 
     def get_landmarks_from_directory(self, folder, recursive=True):

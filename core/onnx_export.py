@@ -11,6 +11,7 @@ import numpy as np
 from data.files import write_atomic
 from symbol import inference_symbol
 
+from .checkpoint import fit_params
 from .devices import confirm_onnx_providers, onnx_providers
 
 log = logging.getLogger(__name__)
@@ -76,24 +77,23 @@ def mxnet_forward(pred, params, data):
     return exe.forward(is_train=False)[0].asnumpy()
 
 
-def export(sym, arg_params, aux_params, out_path, batch=1, input_size=128, seed=0):
+def export(sym, arg_params, aux_params, out_path, batch=1, input_size=128, seed=0,
+           source='checkpoint'):
     """Write the prediction of `sym` as ONNX at `out_path`.
 
     batch is an int or 'dynamic'. Weights are initializers, not graph inputs,
-    so ONNX Runtime can fold BatchNorm. The file is only written when ONNX
-    Runtime reproduces MXNet within 1e-4 on a random input; returns the
-    maximum absolute difference.
+    so ONNX Runtime can fold BatchNorm. Parameters that do not fit the
+    network are named (missing, unexpected, mis-shaped) with `source`. The
+    file is only written when ONNX Runtime reproduces MXNet within 1e-4 on a
+    random input; returns the maximum absolute difference.
     """
     import onnx
     pred = inference_symbol(sym)
     check_exportable(pred)
-    names = set(pred.list_arguments()) | set(pred.list_auxiliary_states())
-    params = {k: v for k, v in list(arg_params.items()) + list(aux_params.items()) if k in names}
-    missing = sorted(names - set(params) - {'data'})
-    if missing:
-        raise ExportError('checkpoint lacks %s' % ', '.join(missing[:10]))
     dynamic = batch == 'dynamic'
     shape = (1 if dynamic else int(batch), 3, input_size, input_size)
+    arg_params, aux_params = fit_params(pred, arg_params, aux_params, shape, None, source=source)
+    params = dict(arg_params, **aux_params)
     directory = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(directory, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory) as tmp, quiet_root_logger():

@@ -19,7 +19,8 @@ from data.files import write_atomic
 from symbol import inference_symbol
 
 from . import run
-from .checkpoint import fit_params, load_checkpoint, load_symbol, params_path, symbol_path
+from .checkpoint import (check_files, fit_params, load_checkpoint, load_symbol, params_path,
+                         symbol_path)
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,10 @@ class Checkpoint(collections.namedtuple('Checkpoint', 'prefix number cfg why sou
 
 
 def resolve(prefix, number=None):
-    """The Checkpoint of `prefix` (number None: the run's best)."""
+    """The Checkpoint of `prefix` (number None: the run's best); a number
+    the prefix does not hold is named with the ones it does."""
     number, why = run.choose_checkpoint(prefix, number)
+    check_files(prefix, number)
     cfg, source = run.checkpoint_config(prefix)
     return Checkpoint(prefix, number, cfg, why, source)
 
@@ -132,7 +135,7 @@ class OnnxPredictor(object):
         self.backend = 'onnx-int8' if int8 else 'onnx'
         path = cached_onnx(checkpoint, 'fp32', lambda out: export(
             *load_checkpoint(checkpoint.prefix, checkpoint.number), out_path=out, batch='dynamic',
-            input_size=checkpoint.input_size))
+            input_size=checkpoint.input_size, source=checkpoint.params))
         if int8:
             from .quantize import quantize
             path = cached_onnx(checkpoint, 'int8',

@@ -12,7 +12,7 @@ import numpy as np
 
 from data.files import write_atomic
 from data.iterator import FaceSegIter
-from data.recordio import RecordReader
+from data.recordio import gate
 from data.synth import write_records
 
 from . import protocol
@@ -39,16 +39,16 @@ def held_out_nme(session, batches, cfg):
     name = session.get_inputs()[0].name
     preds, trips, _ = protocol.predict_record_frame(
         lambda batch: session.run(None, {name: batch.data[0].asnumpy()})[0], batches,
-        cfg.input_img_size, cfg.get('landmark_type', '2d'))
+        cfg.input_img_size, cfg.landmark_type)
     return 100.0 * float(np.mean(protocol.nme(preds['argmax'], trips,
-                                              cfg.get('landmark_type', '2d'))))
+                                              cfg.landmark_type)))
 
 
 def calibration_set(calibration, folder, seed=0):
     """(record set, description): the given NAME.rec, else synthetic faces
     made now (CALIBRATION_FACES + HELD_OUT_FACES)."""
     if calibration:
-        if len(RecordReader(calibration)) < 2:
+        if len(gate(calibration, 0.0, 'a calibration set must read whole')) < 2:
             raise ValueError('%s: calibration needs at least 2 records' % calibration)
         return calibration, os.path.abspath(calibration)
     rec = os.path.join(folder, 'calibration.rec')

@@ -89,7 +89,7 @@ def evaluate_set(predictor, rec, dataset, cfg, decoder, folder, handler=None,
     """Evaluate one record set; prints the report, writes it to `folder`
     and returns its summary."""
     landmark_type = landmark_type or protocol.landmark_type_for(dataset,
-                                                                cfg.get('landmark_type', '2d'))
+                                                                cfg.landmark_type)
     decoders = ('argmax',) if decoder == 'argmax' else ('argmax', decoder)
     preds, trips, keys = ground_truth_box_predictions(predictor, rec, dataset, cfg,
                                                       landmark_type, decoders)

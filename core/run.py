@@ -23,12 +23,10 @@ import socket
 import sys
 import time
 
-from easydict import EasyDict as edict
-
 from data.files import WriteError, write_atomic
 
 from . import checkpoint
-from .config import load_config, published_config
+from .config import load_config, published_config, restore
 
 log = logging.getLogger(__name__)
 
@@ -196,10 +194,10 @@ def saved_config(prefix):
     record = _read_json(config_path(prefix), 'run configuration')
     if record is None:
         return None
-    if 'config' not in record:
+    if not isinstance(record, dict) or not isinstance(record.get('config'), dict):
         raise RunError('%s is not a readable run configuration: it has no "config"'
                        % config_path(prefix))
-    return edict(record['config'])
+    return restore(record['config'], config_path(prefix))
 
 
 def checkpoint_config(prefix):

@@ -26,21 +26,19 @@ from tqdm import tqdm
 
 from data.files import WriteError
 from data.iterator import FaceSegIter
-from data.recordio import RecordReader
+from data.recordio import gate
 from data.workers import default_workers
 from symbol import get_symbol
 
 from . import dist, protocol, run
 from .checkpoint import fit_params, load_checkpoint, params_path, save_checkpoint
-from .config import ConfigError, apply_overrides
+from .config import ConfigError, apply_overrides, lookup
 from .devices import contexts as device_contexts
 from .feeder import DeviceFeeder
 from .optimizer import EpochStepSchedule, ONadam, parse_epoch_steps  # noqa: F401 (registers)
 
 log = logging.getLogger(__name__)
 
-OPTIMIZERS = ('nadam', 'onadam', 'adam', 'rmsprop', 'sgd')
-KVSTORES = ('device', 'local', 'dist_sync')
 # Training options a resumed run may change; the rest would change the run.
 RUNTIME_OPTIONS = ('prefix', 'gpus', 'workers', 'frequent', 'dist_timeout')
 GO, NOT_FINITE, INTERRUPTED, FAILED, BAD_DATA = range(5)
@@ -88,23 +86,6 @@ class StopRequest(object):
                     signal.Signals(signum).name)
 
 
-def check_options(t):
-    """ConfigError naming a training option that cannot work."""
-    def require(ok, key, allowed):
-        if not ok:
-            raise ConfigError('train.%s = %r is not allowed; expected %s' % (key, t[key], allowed))
-    require(t.optimizer in OPTIMIZERS, 'optimizer', ', '.join(OPTIMIZERS))
-    require(t.kvstore in KVSTORES, 'kvstore', ', '.join(KVSTORES))
-    require(t.ckpt in (0, 1), 'ckpt', '0 or 1')
-    for key in ('verbose', 'frequent', 'exf'):
-        require(isinstance(t[key], int) and t[key] >= 1, key, 'an integer >= 1')
-    require(0 <= t.bad_records <= 1, 'bad_records', 'a share between 0 and 1')
-    try:
-        parse_epoch_steps(t.lr_epoch_step)
-    except ValueError as err:
-        raise ConfigError(str(err))
-
-
 def resumed_config(prefix, overrides):
     """The configuration a run saved at `prefix`, with only runtime options
     (RUNTIME_OPTIONS) changed by `overrides`; anything else is an error."""
@@ -112,17 +93,13 @@ def resumed_config(prefix, overrides):
     saved = run.saved_config(prefix)
     changed = sorted(k for k, v in overrides.items()
                      if k.replace('train.', '') not in RUNTIME_OPTIONS
-                     and _get(saved, k) != v)
+                     and lookup(saved, k) != v)
     if changed:
         raise run.RunError('--resume continues the configuration saved in %s; it cannot change '
                            '%s (start a new run with --pretrained instead)'
                            % (run.config_path(prefix), ', '.join(changed)))
     return apply_overrides(saved, {k: v for k, v in overrides.items()
                                    if k.replace('train.', '') in RUNTIME_OPTIONS})
-
-
-def _get(cfg, key):
-    return cfg.train.get(key[6:]) if key.startswith('train.') else cfg.get(key)
 
 
 def initializer():
@@ -158,21 +135,6 @@ def restore_random_state(state):
     random.setstate((version, tuple(internal), gauss))
     name, keys, position, has_gauss, gauss = state['numpy']
     np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, gauss))
-
-
-def data_gate(path, limit):
-    """Check every record's framing and label header before training; too
-    many damaged records stop the run before anything is written."""
-    reader = RecordReader(path)
-    problems = reader.scan()
-    if len(problems) > limit * len(reader):
-        raise TrainingStopped('%s: %d of %d records are unreadable (first: %s); the data gate '
-                              'allows %g%% (train.bad_records)' % (
-                                  path, len(problems), len(reader), problems[0],
-                                  100 * limit))
-    if problems:
-        log.warning('%s: %d of %d records are unreadable and will be skipped (first: %s)',
-                    path, len(problems), len(reader), problems[0])
 
 
 @contextlib.contextmanager
@@ -239,7 +201,6 @@ class Trainer(object):
 
     def __init__(self, cfg, contexts=None, resume=False, overwrite=False):
         t = cfg.train
-        check_options(t)
         self.cfg, self.t, self.prefix = cfg, t, t.prefix
         self.lock = self.kv = self.agreement = self.watchdog = None
         if t.kvstore.startswith('dist'):
@@ -265,14 +226,14 @@ class Trainer(object):
         self.batch_size = cfg.per_batch_size * len(self.ctx)
         seed_everything(t.seed)
         train_rec = os.path.join(cfg.dataset_path, 'train.rec')
-        data_gate(train_rec, t.bad_records)
+        gate(train_rec, t.bad_records, 'train.bad_records')
         self.targets = [name for name in cfg.val_targets if os.path.isfile(
             os.path.join(cfg.dataset_path, name + '.rec'))] if self.chief else []
         if self.chief and not self.targets:
             log.warning('no validation target of %s found in %s; checkpoints are written at the '
                         'end only', cfg.val_targets, cfg.dataset_path)
         for name in self.targets:
-            data_gate(os.path.join(cfg.dataset_path, name + '.rec'), t.bad_records)
+            gate(os.path.join(cfg.dataset_path, name + '.rec'), t.bad_records, 'train.bad_records')
         self.sym = get_symbol(cfg)
         workers = default_workers() if t.workers is None else t.workers
         self.train_iter = FaceSegIter(train_rec, cfg, self.batch_size, cfg.per_batch_size,

@@ -43,7 +43,7 @@ def heatmap_target(points, mirrored, cfg):
     j -> label-1-j), as the original did; otherwise the mirrored coordinates
     are rendered directly."""
     size, label, sigma = cfg.input_img_size, cfg.output_label_size, cfg.gaussian
-    if mirrored and cfg.get('mirror_heatmaps', False):
+    if mirrored and cfg.mirror_heatmaps:
         heat = render_heatmaps(mirror_points(points, size), size, label, sigma)
         return np.ascontiguousarray(heat[FLIP][:, :, ::-1])
     return render_heatmaps(points, size, label, sigma)

@@ -87,11 +87,23 @@ def aligned_record(image, points, record_id):
 
 def _beside(inputs, extension):
     """(image, annotation) pairs: images under the inputs with the
-    annotation file of the same stem beside them."""
+    annotation file of the same stem beside them, then annotation files
+    without an image as (None, annotation)."""
     for root in inputs:
-        images = [root] if os.path.isfile(root) else list_images(root)
+        if os.path.isfile(root) and root.endswith(extension):
+            images, annotations = [], [root]
+        elif os.path.isfile(root):
+            images, annotations = [root], []
+        else:
+            images = list_images(root)
+            annotations = sorted(os.path.join(d, n) for d, _, names in os.walk(root)
+                                 for n in names if n.endswith(extension))
+        stems = {os.path.splitext(p)[0] for p in images}
         for image_path in images:
             yield image_path, os.path.splitext(image_path)[0] + extension
+        for annotation in annotations:
+            if annotation[:-len(extension)] not in stems:
+                yield None, annotation
 
 
 def read_pts(path, one_based=True):
@@ -131,6 +143,10 @@ def read_ljson(path):
 
 def faces_from_annotated_images(inputs, extension, reader):
     for image_path, annotation in _beside(inputs, extension):
+        if image_path is None:
+            yield annotation, None, Skip('no image of the same name beside this %s file'
+                                         % extension)
+            continue
         if not os.path.isfile(annotation):
             yield image_path, None, Skip('no %s file beside the image' % extension)
             continue
@@ -248,8 +264,9 @@ def build(faces, out_prefix, progress=True, overwrite=False):
             outside_count += outside(points, image)
             writer.write(aligned_record(image, points, writer.count), name)
         if writer.count == 0:
-            raise ValueError('no usable face in the inputs; nothing written to %s.rec'
-                             % out_prefix)
+            raise ValueError('no usable face in the inputs%s; nothing written to %s.rec' % (
+                ' (%d skipped; first %s: %s)' % ((len(skipped),) + skipped[0]) if skipped else '',
+                out_prefix))
     return writer.count, outside_count, skipped
 
 
@@ -274,6 +291,11 @@ def main(argv=None):
             parser.error('input %s does not exist' % path)
     if args.format == 'cofw' and not args.cofw_points:
         parser.error('--format cofw needs --cofw-points DIR')
+    existing = [p for p in (args.out + '.rec', args.out + '.idx') if os.path.exists(p)]
+    if existing and not args.overwrite:
+        print('error: %s exists; choose another --out, or add --overwrite to replace that set'
+              % existing[0], file=sys.stderr)
+        return 1
     try:
         count, kept_outside, skipped = build(READERS[args.format](args), args.out,
                                              overwrite=args.overwrite)

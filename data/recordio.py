@@ -6,6 +6,7 @@ The reader and writer are plain Python (byte-compatible with
 so that a damaged record is reported instead of crashing a run.
 """
 import errno
+import logging
 import os
 import struct
 
@@ -18,6 +19,9 @@ from .landmarks import NUM_POINTS
 MAGIC = 0xced7230a
 HEADER = struct.Struct('IfQQ')      # flag, label, id, id2 (mx.recordio.IRHeader)
 IMAGE_SIGNATURES = (b'\xff\xd8', b'\x89PNG')
+
+
+log = logging.getLogger(__name__)
 
 
 class RecordError(ValueError):
@@ -165,6 +169,37 @@ class RecordReader(object):
 
     def read_face(self, key, label_xfirst=False):
         return unpack_face(self.read(key), label_xfirst, '%s record %d' % (self.path, key))
+
+
+def gate(path, limit, setting):
+    """Check every record's framing and label header; RecordError (before
+    anything is written) when more than a `limit` share is unreadable, the
+    message naming `setting`, the option that sets the limit."""
+    reader = RecordReader(path)
+    problems = reader.scan()
+    if len(problems) > limit * len(reader):
+        raise RecordError('%s: %d of %d records are unreadable (first: %s); the data gate allows '
+                          '%g%% (%s)' % (path, len(problems), len(reader), problems[0],
+                                         100 * limit, setting))
+    if problems:
+        log.warning('%s: %d of %d records are unreadable and will be skipped (first: %s)',
+                    path, len(problems), len(reader), problems[0])
+    return reader
+
+
+def far_outside(reader, size, margin=0.5):
+    """Keys of the records with a landmark more than `margin` x `size`
+    beyond the border of their `size` x `size` image: their error says
+    nothing about the network."""
+    keys = []
+    for key in reader.keys:
+        try:
+            label, _ = unpack_label(reader.read(key))
+        except RecordError:
+            continue
+        if label.size and (label.min() < -margin * size or label.max() > (1 + margin) * size):
+            keys.append(key)
+    return keys
 
 
 class RecordWriter(object):

@@ -9,7 +9,7 @@ Adding a detector is one module and one entry in DETECTORS.
 """
 import logging
 
-from .base import Detections, Detector
+from .base import BoxError, Detections, Detector, checked_boxes
 
 log = logging.getLogger(__name__)
 
@@ -53,4 +53,4 @@ def create(name, threshold=None, **kwargs):
     return DETECTORS[name](**kwargs)
 
 
-__all__ = ['DETECTORS', 'Detections', 'Detector', 'create']
+__all__ = ['DETECTORS', 'BoxError', 'Detections', 'Detector', 'checked_boxes', 'create']

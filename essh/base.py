@@ -5,6 +5,51 @@ import cv2
 import numpy as np
 
 
+class BoxError(ValueError):
+    """A face box that cannot be used; the message says which and why."""
+
+
+def _show(box):
+    return '[%s]' % ', '.join('%g' % v for v in box)
+
+
+def checked_boxes(boxes, width=None, height=None):
+    """(boxes (N, 4 or 5) x1, y1, x2, y2 [score], indices of clipped boxes).
+
+    Every box must be 4 finite numbers (a 5th is its score) with x2 > x1 and
+    y2 > y1 (BoxError otherwise). Given the image size, a box reaching out of
+    the image is clipped to it, and one with no part inside is refused.
+    """
+    try:
+        array = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BoxError('boxes must be lists of 4 numbers [x1, y1, x2, y2] (or 5, with a score), '
+                       'got %r' % (boxes,))
+    if array.size == 0:
+        return np.zeros((0, 4)), []
+    array = array.reshape(1, -1) if array.ndim == 1 else array
+    if array.ndim != 2 or array.shape[1] not in (4, 5):
+        raise BoxError('a box is 4 numbers [x1, y1, x2, y2] (or 5, with a score), got %r'
+                       % (boxes,))
+    for box in array:
+        if not np.isfinite(box).all():
+            raise BoxError('box %s has a value that is not a number' % _show(box))
+        if box[2] <= box[0] or box[3] <= box[1]:
+            raise BoxError('box %s is empty or inverted (it needs x2 > x1 and y2 > y1)'
+                           % _show(box))
+    clipped = []
+    if width is not None:
+        for k, box in enumerate(array):
+            if box[2] <= 0 or box[3] <= 0 or box[0] >= width or box[1] >= height:
+                raise BoxError('box %s lies outside the %dx%d image' % (_show(box), width,
+                                                                        height))
+            inside = np.clip(box[:4], 0, [width - 1, height - 1, width - 1, height - 1])
+            if not np.array_equal(inside, box[:4]):
+                clipped.append(k)
+                array[k, :4] = inside
+    return array, clipped
+
+
 class Detections(collections.namedtuple('Detections', 'boxes scores points')):
     """Faces of one image, best first: `boxes` (N, 4) x1, y1, x2, y2 in image
     pixels, `scores` (N,) in [0, 1], `points` (N, 5, 2) (eye centres, nose
@@ -16,9 +61,8 @@ class Detections(collections.namedtuple('Detections', 'boxes scores points')):
 
     @classmethod
     def from_boxes(cls, boxes):
-        """Detections of given boxes: (N, 4), or (N, 5) with scores."""
-        boxes = np.asarray(boxes, dtype=np.float64)
-        boxes = boxes.reshape(-1, boxes.shape[-1]) if boxes.size else np.zeros((0, 4))
+        """Detections of boxes that passed `checked_boxes`: (N, 4), or (N, 5)
+        with scores."""
         scores = boxes[:, 4] if boxes.shape[1] > 4 else np.ones(len(boxes))
         return cls(boxes[:, :4], scores, None)
 

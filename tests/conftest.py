@@ -27,11 +27,8 @@ def small_cfg():
     from core.config import load_config
 
     def make(network='hourglass', **overrides):
-        cfg = load_config(network, 'i2d')
-        cfg.multiplier = 0.125
-        cfg.per_batch_size = 2
-        cfg.update(overrides)
-        return cfg
+        return load_config(network, 'i2d', dict({'multiplier': 0.125, 'per_batch_size': 2},
+                                                **overrides))
     return make
 
 

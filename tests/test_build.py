@@ -192,7 +192,25 @@ def test_an_existing_set_is_replaced_only_when_asked(tmp_path, capsys):
     before = open(out + '.rec', 'rb').read()
     capsys.readouterr()
     assert build.main(args + ['--pts-one-based-keep']) == 1
-    assert 'set.rec exists; not replacing a record set' in capsys.readouterr().err
+    assert 'set.rec exists; choose another --out, or add --overwrite' in \
+        capsys.readouterr().err
     assert open(out + '.rec', 'rb').read() == before
     assert build.main(args + ['--pts-one-based-keep', '--overwrite']) == 0
     assert open(out + '.rec', 'rb').read() != before
+
+
+def test_a_pts_file_without_its_image_is_named(tmp_path, capsys):
+    (image, points), = _faces(1, seed=9)
+    _write_pts(tmp_path / 'lonely.pts', points + 1)
+    for given in (tmp_path, tmp_path / 'lonely.pts'):
+        assert build.main(['--format', 'pts', '--input', str(given), '--out',
+                           str(tmp_path / 'out')]) == 1
+        err = capsys.readouterr().err
+        assert 'lonely.pts: no image of the same name beside this .pts file' in err, err
+    _jpg(tmp_path / 'face.jpg', image)
+    _write_pts(tmp_path / 'face.pts', points + 1)
+    assert build.main(['--format', 'pts', '--input', str(tmp_path), '--out',
+                       str(tmp_path / 'out')]) == 0
+    out = capsys.readouterr().out
+    assert 'lonely.pts: no image of the same name beside this .pts file' in out
+    assert 'wrote 1 face' in out

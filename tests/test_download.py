@@ -254,3 +254,78 @@ def test_list_shows_available_and_present(capsys):
     out = capsys.readouterr().out
     for name in ('hg2d3-cab', 'sat2d3-cab-3d', 'essh', 'data_2d'):
         assert name in out
+
+
+def _tree(folder):
+    import hashlib
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob('*')) if p.is_file()}
+
+
+def test_an_install_keeps_every_file_it_did_not_put_there(drive, tmp_path):
+    """A fine-tuning run kept in the model's folder, and the tracked
+    essh-model/README.md, survive installs and --force re-installs."""
+    archive, _ = _checkpoint_zip(tmp_path, 'hg2d3-cab')
+    Drive.files[ASSET.drive_id] = archive
+    folder = tmp_path / 'root' / 'models' / 'model-hg2d3-cab'
+    folder.mkdir(parents=True)
+    for name in ('ft-symbol.json', 'ft-0001.params', 'ft-0002.params', 'ft-config.json',
+                 'ft-log.csv', 'ft-log.png', 'ft-state.json', 'notes.txt', 'model-log.csv'):
+        (folder / name).write_text('the user\'s own ' + name)
+    users = _tree(folder)
+    _get(drive, tmp_path)
+    after = _tree(folder)
+    assert {k: after[k] for k in users} == users
+    assert set(after) - set(users) == {'model-symbol.json', 'model-0000.params',
+                                       '.hg2d3-cab.installed.json'}
+    download.download(ASSET, root=str(tmp_path / 'root'), base_url=drive, progress=False,
+                      force=True, backoff=0.01)
+    assert _tree(folder) == after           # the same archive again: the same files
+
+    essh = download.assets()['essh']
+    Drive.files[essh.drive_id], _ = _checkpoint_zip(tmp_path / 'e', 'hg2d3-cab', stem='essh')
+    readme = tmp_path / 'root' / 'essh-model' / 'README.md'
+    readme.parent.mkdir(parents=True)
+    readme.write_text('Put the ESSH checkpoint here (python -m tools.download essh).\n')
+    download.download(essh, root=str(tmp_path / 'root'), base_url=drive, progress=False,
+                      backoff=0.01)
+    assert readme.read_text().startswith('Put the ESSH checkpoint here')
+    assert (readme.parent / 'essh-0000.params').is_file()
+
+
+def test_a_users_file_in_the_way_refuses_the_install_and_changes_nothing(drive, tmp_path):
+    archive, _ = _checkpoint_zip(tmp_path, 'hg2d3-cab')
+    Drive.files[ASSET.drive_id] = archive
+    folder = tmp_path / 'root' / 'models' / 'model-hg2d3-cab'
+    folder.mkdir(parents=True)
+    (folder / 'model-symbol.json').write_text('{"my": "own network"}')
+    before = _tree(folder)
+    with pytest.raises(download.DownloadError, match='already holds model-symbol.json, which this '
+                       'download did not install; nothing was changed'):
+        _get(drive, tmp_path)
+    assert _tree(folder) == before
+
+
+def test_force_on_a_data_set_keeps_the_users_own_sets(drive, tmp_path):
+    data = download.assets()['data_2d']
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, 'w') as z:
+        for name in ('train.rec', 'train.idx', 'ibug.rec', 'ibug.idx'):
+            z.writestr('data_2d/' + name, 'records of ' + name)
+    Drive.files[data.drive_id] = buffer.getvalue()
+    root = tmp_path / 'root'
+    download.download(data, root=str(root), base_url=drive, progress=False, backoff=0.01)
+    (root / 'data_2d' / 'my_test.rec').write_text('the user\'s own test set')
+    (root / 'data_2d' / 'my_test.idx').write_text('0\t0\n')
+    mine = {k: v for k, v in _tree(root / 'data_2d').items() if k.startswith('my_test')}
+    download.download(data, root=str(root), base_url=drive, progress=False, force=True,
+                      backoff=0.01)
+    after = _tree(root / 'data_2d')
+    assert {k: after[k] for k in mine} == mine and 'train.rec' in after
+
+
+def test_a_truncated_archive_is_called_incomplete(drive, tmp_path):
+    archive, _ = _checkpoint_zip(tmp_path, 'hg2d3-cab')
+    Drive.files[ASSET.drive_id] = archive[:len(archive) // 2]
+    with pytest.raises(download.DownloadError, match='the archive is incomplete'):
+        _get(drive, tmp_path)

@@ -254,3 +254,79 @@ def test_an_evaluation_set_with_non_finite_points_is_refused(dlib_rec, small_che
     err = capsys.readouterr().err
     assert 'bad.rec record 3 has landmarks that are not finite' in err
     assert 'Traceback' not in err
+
+
+@pytest.fixture(scope='module')
+def synth_rec(tmp_path_factory):
+    from data import synth
+    prefix = tmp_path_factory.mktemp('synth-eval') / 'faces'
+    synth.write_records(str(prefix), 12, seed=31, progress=False)
+    return str(prefix) + '.rec'
+
+
+def test_a_garbage_record_set_is_one_line_before_any_report(small_checkpoint, tmp_path, capsys):
+    import test_rec_nme
+    (tmp_path / 'garbage.rec').write_bytes(np.random.RandomState(1).bytes(5000))
+    (tmp_path / 'garbage.idx').write_text('0\t0\n1\t100\n')
+    assert test_rec_nme.main(['--rec', str(tmp_path / 'garbage.rec'), '--prefix',
+                              small_checkpoint, '--output', str(tmp_path / 'out')]) == 1
+    err = capsys.readouterr().err
+    assert 'garbage.rec: 2 of 2 records are unreadable' in err and 'Traceback' not in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / 'out').exists()
+
+
+def test_landmarks_far_outside_the_image_are_reported_and_strict_refuses(
+        synth_rec, small_checkpoint, tmp_path, capsys, caplog):
+    import test_rec_nme
+    reader = RecordReader(synth_rec)
+    with RecordWriter(str(tmp_path / 'far')) as writer:
+        for key in reader.keys:
+            image, points = reader.read_face(key)
+            if key in (2, 5):
+                points = points + [900.0, 0.0]          # 2.3 image widths to the right
+            writer.write(pack_face(image, points, key))
+    args = ['--rec', str(tmp_path / 'far.rec'), '--prefix', small_checkpoint, '--backend',
+            'mxnet']
+    assert test_rec_nme.main(args + ['--output', str(tmp_path / 'a')]) == 0
+    assert ('far.rec: 2 records have landmarks more than half the image beyond its border '
+            '(keys 2, 5)') in caplog.text and '--strict refuses' in caplog.text
+    assert test_rec_nme.main(args + ['--output', str(tmp_path / 'b'), '--strict']) == 1
+    err = capsys.readouterr().err
+    assert '(keys 2, 5)' in err and '(--strict)' in err and not (tmp_path / 'b').exists()
+
+
+def test_another_networks_weights_are_named_in_full_by_every_backend(synth_rec, small_checkpoint,
+                                                                     tmp_path, capsys):
+    """The symbol of the small network with weights that lack one array and
+    mis-shape another: both are listed, with ONNX as with MXNet."""
+    import shutil
+
+    import test_rec_nme
+    from conftest import write_small_checkpoint
+    other = write_small_checkpoint(tmp_path / 'other' / 'model', seed=1)
+    prefix = str(tmp_path / 'mixed' / 'model')
+    (tmp_path / 'mixed').mkdir()
+    for suffix in ('-symbol.json', '-config.json'):
+        shutil.copy(small_checkpoint + suffix, prefix + suffix)
+    args, aux = checkpoint.load_params(other + '-0000.params')
+    args = {k: (mx.nd.zeros((3,) + v.shape[1:]) if k == 'heatmap_weight' else v)
+            for k, v in args.items() if k != 'conv0_weight'}
+    checkpoint.save_params(prefix + '-0000.params', args, aux)
+    for backend in ('mxnet', 'onnx'):
+        assert test_rec_nme.main(['--rec', synth_rec, '--prefix', prefix, '--backend', backend,
+                                  '--output', str(tmp_path / backend)]) == 1
+        err = capsys.readouterr().err
+        assert 'model-0000.params does not fit the network' in err, err
+        assert 'conv0_weight' in err and 'heatmap_weight' in err, err
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_int8_with_a_garbage_calibration_set_is_one_line(small_checkpoint, tmp_path, capsys):
+    from tools import export_onnx
+    (tmp_path / 'garbage.rec').write_bytes(np.random.RandomState(2).bytes(4000))
+    (tmp_path / 'garbage.idx').write_text('0\t0\n1\t100\n')
+    assert export_onnx.main(['--prefix', small_checkpoint, '--out', str(tmp_path / 'x.onnx'),
+                             '--int8', '--calibration', str(tmp_path / 'garbage.rec')]) == 1
+    err = capsys.readouterr().err
+    assert 'garbage.rec: 2 of 2 records are unreadable' in err and 'Traceback' not in err
+    assert not (tmp_path / 'x.onnx').exists()

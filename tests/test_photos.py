@@ -62,7 +62,7 @@ def test_test_py_writes_json_and_overlays_named_after_each_image(shared, small_c
     assert test_script.main([str(shared / 'data' / 'dlib-faces'), '--prefix', small_checkpoint,
                              '--output', str(out)]) == 0
     summary = capsys.readouterr().out
-    assert summary.startswith('9 images, ') and '0 unreadable' in summary
+    assert summary.startswith('9 images, ') and '0 failed' in summary
     for photo in _annotated(shared):
         record = json.loads((out / (photo + '.json')).read_text())
         assert record['width'] > 0 and record['image'].endswith(photo)
@@ -151,7 +151,7 @@ def test_missing_paths_empty_folders_and_unreadable_files_are_named(small_checkp
     assert 'nowhere.jpg does not exist' in caplog.text
     assert 'empty: no image in this folder' in caplog.text
     assert 'broken.jpg: cannot read this file as an image' in caplog.text
-    assert '1 image, 0 faces, 0 without a face, 1 unreadable, 2 missing' in capsys.readouterr().out
+    assert '1 image, 0 faces, 0 without a face, 1 failed, 2 missing' in capsys.readouterr().out
 
 
 def test_missing_checkpoint_is_one_line(tmp_path, capsys):
@@ -192,3 +192,85 @@ def test_python_api(shared, small_checkpoint):
     assert len(given) == 1 and given[0].score == 1.0
     folder = handler.get_landmarks_from_directory(str(shared / 'data' / 'dlib-faces'))
     assert len(folder) == 9 and len(folder[path]) == len(faces)
+
+
+SAMPLE = 'sample-images/synth-00.jpg'        # 640 x 640
+
+
+def _boxes(tmp_path, mapping):
+    path = tmp_path / 'boxes.json'
+    path.write_text(json.dumps(mapping))
+    return str(path)
+
+
+@pytest.mark.parametrize('mapping,words', [
+    ({'synth-00.jpg': [[100, 100, 100, 100]]}, "'synth-00.jpg': box [100, 100, 100, 100] is "
+     'empty or inverted'),
+    ({'synth-00.jpg': [[300, 300, 100, 100]]}, 'box [300, 300, 100, 100] is empty or inverted'),
+    ({'synth-00.jpg': [[1, 2, 3]]}, 'a box is 4 numbers [x1, y1, x2, y2] (or 5, with a score)'),
+    ({'synth-00.jpg': [[1, 2, 'a', 4]]}, 'boxes must be lists of 4 numbers'),
+    ([[1, 2, 3, 4]], 'must be a JSON object {"photo.jpg": [[x1, y1, x2, y2], ...]}, not a list'),
+])
+def test_a_boxes_file_that_is_not_boxes_is_one_line(small_checkpoint, tmp_path, capsys, mapping,
+                                                    words):
+    code = test_script.main([SAMPLE, '--prefix', small_checkpoint, '--output',
+                             str(tmp_path / 'out'), '--boxes', _boxes(tmp_path, mapping)])
+    err = capsys.readouterr().err
+    assert code == 1 and words in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_boxes_reaching_out_are_clipped_and_boxes_outside_fail_their_photo(
+        small_checkpoint, tmp_path, capsys, caplog):
+    """Keys match with or without the extension; unknown keys are listed;
+    a photo without a box says so; a box wholly outside fails its photo."""
+    caplog.set_level('INFO', logger='test')
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    for name in ('a.jpg', 'b.jpg', 'c.jpg'):
+        (photos / name).write_bytes(open(SAMPLE, 'rb').read())
+    boxes = _boxes(tmp_path, {'a': [[-50, -40, 5000, 5000]], 'b.jpg': [[5000, 5000, 6000, 6000]],
+                              'nothere.jpg': [[1, 2, 3, 4]]})
+    out = tmp_path / 'out'
+    code = test_script.main([str(photos), '--prefix', small_checkpoint, '--output', str(out),
+                             '--boxes', boxes, '--no-overlay'])
+    assert code == 1
+    assert '1 key names no input photo: nothere.jpg' in caplog.text
+    assert 'box 0 reaches out of the 640x640 image; clipped to [0.0, 0.0, 639.0, 639.0]' \
+        in caplog.text
+    assert 'b.jpg: box [5000, 5000, 6000, 6000] lies outside the 640x640 image' in caplog.text
+    a = json.loads((out / 'a.jpg.json').read_text())
+    assert a['faces'][0]['box'] == [0.0, 0.0, 639.0, 639.0]
+    assert np.all(np.isfinite(a['faces'][0]['landmarks']))
+    assert not (out / 'b.jpg.json').exists()
+    c = json.loads((out / 'c.jpg.json').read_text())
+    assert c['faces'] == [] and c['message'] == 'no box given for this image'
+    assert 'c.jpg: no box given for this image' in caplog.text
+    assert '3 images, 1 face, 1 without a face, 1 failed' in capsys.readouterr().out
+
+
+def test_an_image_too_small_for_a_face_is_reported(small_checkpoint, tmp_path, capsys, caplog):
+    face = cv2.resize(cv2.imread(SAMPLE), (10, 10), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(tmp_path / 'tiny.png'), face)
+    assert test_script.main([str(tmp_path / 'tiny.png'), '--prefix', small_checkpoint,
+                             '--output', str(tmp_path / 'out')]) == 1
+    assert 'tiny.png: the image is 10x10 pixels, smaller than a face can be' in caplog.text
+    assert '1 image, 0 faces, 0 without a face, 1 failed' in capsys.readouterr().out
+
+
+def test_a_truncated_symbol_file_and_a_missing_number_are_one_line(small_checkpoint, tmp_path,
+                                                                   capsys):
+    import shutil
+    for suffix in ('-0000.params', '-config.json'):
+        shutil.copy(small_checkpoint + suffix, str(tmp_path / ('cut' + suffix)))
+    (tmp_path / 'cut-symbol.json').write_bytes(open(small_checkpoint + '-symbol.json',
+                                                    'rb').read()[:300] + b'\xff\xfe')
+    for prefix, extra, words in (
+            (str(tmp_path / 'cut'), [], 'cut-symbol.json is not a readable symbol file '
+             '(truncated or corrupt?)'),
+            (small_checkpoint, ['--epoch', '9', '--backend', 'onnx'],
+             'model-0009.params does not exist (this prefix holds 0000)')):
+        code = test_script.main([SAMPLE, '--prefix', prefix, '--output', str(tmp_path / 'o')]
+                                + extra)
+        err = capsys.readouterr().err
+        assert code == 1 and words in err and len(err.strip().splitlines()) == 1, err

@@ -56,7 +56,8 @@ def test_a_user_config_file_layers_over_the_sample(tmp_path):
     cfg = load_config(path=str(older))
     assert cfg.multiplier == 0.5 and cfg.net_block == 'hpm' and cfg.dataset_path == '/data'
     assert cfg.train.lr == 0.1 and cfg.train.verbose == 200      # missing keys: the sample's
-    assert cfg.input_img_size == 128
+    assert cfg.input_img_size == 128 and cfg.per_batch_size == 4
+    assert cfg.net_stacks == 2 and cfg.losstype == 'heatmap'    # the section, key by key
 
 
 def test_topology_table_chooses_stacks_by_net_sat_and_heads_by_network():
@@ -151,3 +152,89 @@ def test_setup_dry_runs_on_this_machine():
     for build in _setup_env().FAMILIES['mxnet']:
         assert pins[build] == '1.9.1'
     assert 'onnxruntime-gpu' in pins and 'mxnet' not in (ROOT / 'requirements.txt').read_text()
+
+
+# The configuration: declared keys, merged key by key, checked once, read-only -------
+
+def test_a_key_or_section_new_in_the_sample_works_under_an_older_config(tmp_path):
+    """An older config.py lacks keys and whole sections the sample has now:
+    they keep the sample's values."""
+    older = tmp_path / 'config.py'
+    older.write_text(
+        'from easydict import EasyDict as edict\n'
+        'config = edict(multiplier=0.5)\n'
+        'network = edict(hourglass=edict(net_block="hpm"))\n'
+        'dataset = edict(i2d=edict(dataset_path="/data"))\n'
+        'default = edict(lr=0.1)\n')
+    cfg = load_config('satnet', 'i3d', path=str(older))        # sections the file lacks
+    assert cfg.net_sat == 1 and cfg.val_targets == ['AFLW2000-3D'] and cfg.multiplier == 0.5
+    cfg = load_config('hourglass', 'i2d', path=str(older))
+    assert cfg.net_block == 'hpm' and cfg.net_stacks == 2 and cfg.dataset_path == '/data'
+    assert cfg.val_targets == ['ibug', 'cofw_testset', '300W'] and cfg.train.lr == 0.1
+
+
+def test_a_formed_configuration_is_read_only_and_survives_pickling():
+    import pickle
+    cfg = load_config('hourglass', 'i2d')
+    for change in (lambda: setattr(cfg, 'net_n', 4), lambda: cfg.train.__setitem__('lr', 1),
+                   lambda: cfg.update(net_n=4), lambda: cfg.pop('net_n')):
+        with pytest.raises(TypeError, match='read-only'):
+            change()
+    again = pickle.loads(pickle.dumps(cfg))
+    assert again == cfg and type(again.train).__name__ == 'Config'
+    with pytest.raises(AttributeError, match="no key 'net_blok'"):
+        cfg.net_blok
+
+
+@pytest.mark.parametrize('override,words', [
+    ('input_img_size=abc', "input_img_size = 'abc' is not allowed; expected an integer"),
+    ('input_img_size=127.5', 'input_img_size = 127.5 is not allowed; expected an integer'),
+    ('multiplier=big', "multiplier = 'big' is not allowed; expected a number"),
+    ('label_xfirst=1', 'label_xfirst = 1 is not allowed; expected True or False'),
+    ('val_targets=ibug', "val_targets = 'ibug' is not allowed; expected a list of names"),
+    ('train.lr=fast', "train.lr = 'fast' is not allowed; expected a number"),
+    ('train.lr=-1', "train.lr = -1 is not allowed; expected a positive number"),
+    ('net_block=hmp', "net_block = 'hmp' is not allowed; expected cab, hpm, inception, resnet"),
+    ('train.optimizer=adamw', "train.optimizer = 'adamw' is not allowed"),
+    ('no_such_key=1', "unknown config key 'no_such_key'"),
+    ('no equals sign', "'no equals sign' is not of the form KEY=VALUE"),
+])
+def test_a_wrong_value_is_one_line_naming_the_key_and_the_type(override, words):
+    with pytest.raises(ConfigError) as err:
+        load_config('hourglass', 'i2d', [override])
+    assert words in str(err.value) and '\n' not in str(err.value)
+
+
+@pytest.mark.parametrize('text,words', [
+    ('config = {\n', 'line 1: '),
+    ('import easydict\nconfig = undefined_name\n', "NameError: name 'undefined_name'"),
+    ('config = {}\n', 'does not define network, dataset, default'),
+    ('config = {"multiplier": "wide"}\nnetwork = {}\ndataset = {}\ndefault = {}\n',
+     "multiplier = 'wide' is not allowed"),
+    ('config = {"net_blok": 1}\nnetwork = {}\ndataset = {}\ndefault = {}\n',
+     "unknown config key 'net_blok' in "),
+])
+def test_a_broken_config_file_is_one_line_naming_it(tmp_path, text, words):
+    broken = tmp_path / 'config.py'
+    broken.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path=str(broken))
+    assert words in str(err.value) and '\n' not in str(err.value)
+    if 'line' in words or 'NameError' in words or 'define' in words:
+        assert str(broken) in str(err.value)
+
+
+def test_train_py_says_a_broken_config_in_one_line(tmp_path):
+    broken = tmp_path / 'config.py'
+    broken.write_text('config = {\n')
+    proc = subprocess.run([sys.executable, 'train.py', '--config', str(broken), '--prefix',
+                           str(tmp_path / 'model')], cwd=str(ROOT), capture_output=True,
+                          text=True)
+    assert proc.returncode == 1 and proc.stderr.startswith('error: %s, line 1' % broken)
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_no_library_reads_the_configuration_with_a_default():
+    found = subprocess.run(['grep', '-rn', 'cfg.get(', 'core', 'data', 'symbol', 'essh'],
+                           cwd=str(ROOT), capture_output=True, text=True).stdout
+    assert found == ''

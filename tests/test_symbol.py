@@ -153,11 +153,13 @@ def test_module_training_reduces_loss(small_cfg):
     ('losstype', 'l1', 'heatmap or ce'),
 ])
 def test_bad_config_names_key_and_allowed_values(small_cfg, key, value, words):
-    cfg = small_cfg()
-    cfg[key] = value
+    from core.config import Config, ConfigError, apply_overrides
+    cfg = Config(dict(small_cfg(), **{key: value}))        # not formed: the builder checks
     with pytest.raises(ValueError) as err:
         get_symbol(cfg)
     assert key in str(err.value) and words in str(err.value)
+    with pytest.raises(ConfigError, match=key):            # formed: refused at once
+        apply_overrides(small_cfg(), {key: value})
 
 
 def test_gluon_block_matches_symbol_prediction(small_cfg):

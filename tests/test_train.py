@@ -637,3 +637,22 @@ def test_a_non_finite_loss_on_one_worker_stops_both(same_face, tmp_path):
     assert re.search(r'worker [01] stopped \(its loss is not finite\); all workers stop at step',
                      output)
     assert _state_step(prefix) == -1 and not checkpoint.checkpoint_numbers(str(prefix))
+
+
+def test_resuming_a_finished_run_says_so(finished, capsys):
+    before = _digests(finished.parent)
+    assert train.main(['--prefix', str(finished), '--resume']) == 0
+    out = capsys.readouterr().out
+    assert 'the run at %s has finished (step 48' % finished in out and 'nothing to resume' in out
+    assert _digests(finished.parent) == before
+
+
+def test_train_sh_detach_fails_when_the_run_is_refused_at_once(tmp_path):
+    env = dict(os.environ, MODEL_DIR=str(tmp_path / 'run'), PY=sys.executable,
+               DATASET='i2d')
+    proc = subprocess.run(['./train.sh', '--detach'], cwd=str(ROOT), env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert 'train.rec does not exist' in proc.stderr
+    assert 'the run ended at once (exit 1); nothing runs in the background' in proc.stderr
+    assert 'training in the background' not in proc.stdout

@@ -18,6 +18,7 @@ import collections
 import glob
 import html.parser
 import http.client
+import json
 import os
 import re
 import shutil
@@ -32,6 +33,8 @@ import zipfile
 from http.cookiejar import CookieJar
 
 from tqdm import tqdm
+
+from data.files import write_atomic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVE_URL = os.environ.get('FACE_ALIGN_DRIVE_URL', 'https://drive.google.com/uc')
@@ -225,6 +228,12 @@ def unpack(archive, into, name):
             with tarfile.open(archive) as t:
                 t.extractall(into, filter='data')
         else:
+            with open(archive, 'rb') as f:
+                head = f.read(4)
+            if head.startswith((b'PK\x03\x04', b'\x1f\x8b', b'BZh')):
+                raise DownloadError('%s: the archive is incomplete (its end is missing: the '
+                                    'transfer was cut short, %d bytes); run the download again'
+                                    % (name, os.path.getsize(archive)))
             raise DownloadError('%s: the download is neither a zip nor a tar archive' % name)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
         raise DownloadError('%s: damaged archive (%s)' % (name, err))
@@ -280,8 +289,60 @@ def present(asset, root=ROOT):
     return bool(glob.glob(os.path.join(target, '*.rec')))
 
 
+def manifest_path(target, name):
+    """The list of the files an asset installed in `target`."""
+    return os.path.join(target, '.%s.installed.json' % name)
+
+
+def _files(folder):
+    """Paths of the files under `folder`, relative to it."""
+    return sorted(os.path.relpath(os.path.join(d, f), folder)
+                  for d, _, names in os.walk(folder) for f in names)
+
+
+def _same(a, b):
+    with open(a, 'rb') as fa, open(b, 'rb') as fb:
+        while True:
+            ca, cb = fa.read(CHUNK), fb.read(CHUNK)
+            if ca != cb:
+                return False
+            if not ca:
+                return True
+
+
+def install(staging, target, name):
+    """Move the files of `staging` into `target`, deleting nothing that the
+    asset did not install there before: a file of the user's in the way
+    (not in the asset's manifest, and not identical) refuses the install
+    before anything changes. Returns the installed paths (relative)."""
+    ours = set()
+    if os.path.isfile(manifest_path(target, name)):
+        with open(manifest_path(target, name)) as f:
+            ours = set(json.load(f))
+    new = _files(staging)
+    clashes = [f for f in new if os.path.lexists(os.path.join(target, f)) and f not in ours
+               and not _same(os.path.join(staging, f), os.path.join(target, f))]
+    if clashes:
+        raise DownloadError('%s: %s already holds %s, which this download did not install; '
+                            'nothing was changed (move %s away, then run the download again)'
+                            % (name, target, ', '.join(clashes[:3]) + (' ...' if len(clashes) > 3
+                                                                       else ''),
+                               'them' if len(clashes) > 1 else 'it'))
+    os.makedirs(target, exist_ok=True)
+    for relative in new:
+        destination = os.path.join(target, relative)
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        os.replace(os.path.join(staging, relative), destination)
+    for relative in sorted(ours - set(new)):        # the asset's own files it no longer has
+        if os.path.isfile(os.path.join(target, relative)):
+            os.remove(os.path.join(target, relative))
+    write_atomic(manifest_path(target, name), json.dumps(new, indent=1))
+    return new
+
+
 def download(asset, root=ROOT, base_url=None, progress=True, force=False, backoff=2.0):
-    """Fetch, test, unpack, check and install one asset; returns its folder."""
+    """Fetch, test, unpack, check and install one asset; returns its folder.
+    Only the asset's own files are written (or, with `force`, replaced)."""
     target = os.path.join(root, asset.target)
     if present(asset, root) and not force:
         print('%s: already present in %s' % (asset.name, target))
@@ -309,9 +370,7 @@ def download(asset, root=ROOT, base_url=None, progress=True, force=False, backof
             if not recs:
                 raise DownloadError('%s: the archive holds no .rec file' % asset.name)
             shutil.move(os.path.dirname(recs[0]), staging)
-        if os.path.exists(target):
-            shutil.rmtree(target)
-        os.replace(staging, target)
+        install(staging, target, asset.name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     os.remove(archive)
