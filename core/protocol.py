@@ -1,4 +1,4 @@
-"""The evaluation protocol of PIPELINE.md section 4, in one place: the
+"""The evaluation protocol of docs/protocol.md, in one place: the
 ground-truth box crop with its per-set top raise, heatmap decoding, the
 ground-truth round trip, the normalisations and NME, plus the field's usual
 extras (CED curve, AUC, failure rate).

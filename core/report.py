@@ -1,7 +1,7 @@
 """NME reports on record sets.
 
 `nme on X is N%` is always the figure of the published table: the original
-protocol (PIPELINE.md section 4), ground-truth box and argmax decoding. The
+protocol (docs/protocol.md), ground-truth box and argmax decoding. The
 lines under it say which decoder (and detector) they used. Each report goes
 to a folder of its own, named after the record set and the checkpoint: a
 per-image CSV naming every record, a CED plot and a JSON summary.

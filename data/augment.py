@@ -1,4 +1,4 @@
-"""Per-sample transforms of PIPELINE.md section 2: training crops with
+"""Per-sample transforms of docs/data.md ("Training samples"): training crops with
 rotation, scale and mirror, and heatmap targets; plus the warp of a record
 through given evaluation transforms (the protocol itself is the caller's)."""
 import numpy as np

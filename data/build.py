@@ -1,4 +1,4 @@
-"""Build face record sets (PIPELINE.md section 1) from the public raw datasets.
+"""Build face record sets (docs/data.md) from the public raw datasets.
 
     python -m data.build --format pts --input lfpw/trainset helen/trainset afw --out data_2d/train
     python -m data.build --format ljson --input menpo_folder --out set

@@ -31,7 +31,7 @@ class Batch(object):
 
 class FaceSegIter(mx.io.DataIter):
     """Batches of data (N, 3, S, S) float RGB 0..255 and label (N, 68, L, L)
-    heatmaps from `path_imgrec` (+ its .idx), per PIPELINE.md section 2.
+    heatmaps from `path_imgrec` (+ its .idx), per docs/data.md.
 
     Training (aug_level > 0) shuffles every pass, appends `exf` shuffled
     copies of the records per pass and drops the last partial batch (as the

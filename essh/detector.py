@@ -1,4 +1,5 @@
-"""ESSH face detector (PIPELINE.md section 6): boxes, scores and 5 points."""
+"""ESSH face detector (docs/protocol.md, "The ESSH detector"): boxes, scores
+and 5 points."""
 import collections
 import os
 
@@ -120,7 +121,7 @@ class ESSHDetector(Detector):
         return rows
 
     def detect_rows(self, img_bgr, threshold=0.4, scales=(1.0,)):
-        """The contract of PIPELINE.md section 6: rows (x1, y1, x2, y2,
+        """The contract of docs/protocol.md: rows (x1, y1, x2, y2,
         score, 5 x (x, y)), best first; (0, 15) when there is no face."""
         image_rgb = np.ascontiguousarray(img_bgr[:, :, ::-1])
         rows = []

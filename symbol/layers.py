@@ -2,7 +2,7 @@
 deformable convolution, and their 1-bit (binarized) forms.
 
 All parameter names are made here from the layer name, so that they can be
-checked against ARCHITECTURE.md in one place.
+checked against the naming rules of docs/architecture.md in one place.
 """
 import mxnet as mx
 

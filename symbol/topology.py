@@ -84,7 +84,7 @@ TOPOLOGIES = collections.OrderedDict([
 
 def stack_topology(cfg):
     """The topology whose stacks are built: chosen by net_sat whatever the
-    network is (ARCHITECTURE.md, SAT stack); the published settings keep
+    network is (docs/architecture.md, "Stacks"); the published settings keep
     the two consistent."""
     return next(t for t in TOPOLOGIES.values() if cfg.net_sat in t.net_sat)
 

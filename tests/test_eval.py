@@ -48,7 +48,7 @@ def _tiny_essh(prefix):
 
 
 def _reference_detect(sym, args, image_bgr, threshold, scales):
-    """Independent decoding of the contract in PIPELINE.md section 6."""
+    """Independent decoding of the ESSH contract (docs/protocol.md)."""
     strides, scales_of = (32, 16, 8), {32: (32, 16), 16: (8, 4), 8: (2, 1)}
     proposals = []
     for k, scale in enumerate(scales):

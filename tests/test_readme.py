@@ -168,3 +168,18 @@ def test_the_walk_through_from_pts_folders_to_a_checkpoint_and_its_nme(shared, t
     print('walk-through NME on the dlib test faces after a few CPU steps: %.1f%%' % nme)
     assert np.isfinite(nme)
     assert list((tmp_path / 'my-results').glob('*.jpg.json'))
+
+
+def test_every_page_the_project_names_is_in_the_project():
+    """Docstrings, the README and docs/ cite only pages a clone has."""
+    tracked = subprocess.run(['git', 'ls-files', '*.py', '*.md', '*.sh'], cwd=str(ROOT),
+                             capture_output=True, text=True).stdout.split()
+    named = {}
+    for path in tracked:
+        text = (ROOT / path).read_text()
+        for page in re.findall(r'[\w./-]*\b[A-Za-z_-]+\.md\b', text):
+            named.setdefault(page, path)
+    missing = {page: path for page, path in named.items()
+               if not any((ROOT / base / page.lstrip('./')).is_file()
+                          for base in ('.', 'docs', os.path.dirname(path)))}
+    assert not missing, missing

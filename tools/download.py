@@ -1,5 +1,6 @@
 """Fetch the published checkpoints, the ESSH detector and the data archives
-(MODELS.md) from Google Drive, check and unpack them.
+(README, "Model zoo"; the table is symbol/zoo.py) from Google Drive, check and
+unpack them.
 
     python -m tools.download --list
     python -m tools.download hg2d3-cab essh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build data_2d/ and data_3d/ (PIPELINE.md section 1) from the official archives.
+# Build data_2d/ and data_3d/ (docs/data.md, "Record sets") from the official archives.
 #
 # Lay the unpacked archives out under RAW (default ./raw) like this:
 #   RAW/300W/lfpw/trainset/*.png + *.pts      (300-W LFPW train)
