@@ -23,8 +23,8 @@ checkpoints; --resume continues with that saved configuration.'''
 
 # Flags that set a training option (train.<dest>); the rest set config keys.
 TRAIN_FLAGS = ('prefix', 'pretrained', 'allow_missing', 'optimizer', 'lr', 'wd', 'lr_epoch_step',
-               'ckpt', 'exf', 'frequent', 'verbose', 'workers', 'seed', 'kvstore', 'gpus',
-               'bad_records', 'dist_timeout')
+               'lr_steps', 'ckpt', 'exf', 'frequent', 'verbose', 'min_validations', 'workers',
+               'seed', 'kvstore', 'gpus', 'bad_records', 'dist_timeout')
 
 
 def parse_args(argv):
@@ -45,11 +45,14 @@ def parse_args(argv):
     add('--wd', type=float)
     add('--per-batch-size', type=int, help='samples per device')
     add('--lr-epoch-step', help="epochs where lr is multiplied by 0.2; the last ends training")
+    add('--lr-steps', help="the same in steps, e.g. 300,450,500 (replaces --lr-epoch-step)")
     add('--ckpt', type=int, choices=[0, 1],
         help='1 saves a checkpoint when the validation NME improves, 0 never')
     add('--exf', type=int, help='shuffled copies of the records per pass')
     add('--frequent', type=int, help='log (and check the loss) every N batches')
     add('--verbose', type=int, help='validate, maybe checkpoint, save the state every N batches')
+    add('--min-validations', type=int,
+        help='validate at least this often in a run, lowering --verbose (default 5)')
     add('--workers', type=int, help='data worker processes (default: the usable CPUs but one)')
     add('--seed', type=int, help='seeds Python, NumPy, MXNet and the data order')
     add('--kvstore', choices=KVSTORES)

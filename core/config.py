@@ -102,7 +102,7 @@ TRAIN_KEYS = {
     'prefix': STR, 'pretrained': STR, 'allow_missing': BOOL, 'optimizer': STR, 'lr': NUMBER,
     'wd': NUMBER, 'lr_epoch_step': EPOCHS, 'ckpt': INT, 'exf': INT, 'frequent': INT,
     'verbose': INT, 'kvstore': STR, 'seed': INT, 'gpus': DEVICES, 'workers': OPTIONAL_INT,
-    'bad_records': NUMBER, 'dist_timeout': NUMBER,
+    'bad_records': NUMBER, 'dist_timeout': NUMBER, 'lr_steps': EPOCHS, 'min_validations': INT,
 }
 OPTIMIZERS = ('nadam', 'onadam', 'adam', 'rmsprop', 'sgd')
 KVSTORES = ('device', 'local', 'dist_sync')
@@ -120,8 +120,6 @@ def _check_keys(section, table, where, prefix=''):
 
 def check_training(t):
     """ConfigError naming a training option that cannot work."""
-    from .optimizer import parse_epoch_steps
-
     def require(ok, key, allowed):
         if not ok:
             raise ConfigError('train.%s = %r is not allowed; expected %s' % (key, t[key], allowed))
@@ -130,14 +128,24 @@ def check_training(t):
     require(t.ckpt in (0, 1), 'ckpt', '0 or 1')
     for key in ('verbose', 'frequent', 'exf'):
         require(t[key] >= 1, key, 'an integer >= 1')
+    require(t.min_validations >= 0, 'min_validations', 'an integer >= 0')
     require(t.lr > 0 and t.wd >= 0, 'lr' if t.lr <= 0 else 'wd', 'a positive number')
     require(0 <= t.bad_records <= 1, 'bad_records', 'a share between 0 and 1')
     require(t.dist_timeout > 0, 'dist_timeout', 'a positive number of seconds')
     require(t.workers is None or t.workers >= 0, 'workers', 'None or an integer >= 0')
     try:
-        parse_epoch_steps(t.lr_epoch_step)
+        schedule(t)
     except ValueError as err:
         raise ConfigError(str(err))
+
+
+def schedule(t):
+    """(learning-rate boundaries, whether they are steps) of the training
+    options `t`: --lr-steps when given, else --lr-epoch-step."""
+    from .optimizer import parse_epoch_steps
+    if t.lr_steps not in ('', None):
+        return parse_epoch_steps(t.lr_steps, '--lr-steps', 'steps'), True
+    return parse_epoch_steps(t.lr_epoch_step), False
 
 
 def check(cfg, where='the configuration'):

@@ -53,41 +53,40 @@ class ONadam(Optimizer):
 
 
 class EpochStepSchedule(LRScheduler):
-    """base_lr x 0.2 for each epoch step reached, except the last step, which
-    ends training. An epoch is `records` samples, as the original counts it
-    (records seen / records), so `exf` copies do not stretch the schedule."""
+    """base_lr x 0.2 for each step boundary reached, except the last, which
+    ends training. Boundaries are given in epochs (an epoch is `records`
+    samples, as the original counts it: records seen / records, so `exf`
+    copies do not stretch the schedule) or, with `in_steps`, in steps."""
 
-    def __init__(self, base_lr, epoch_steps, records, batch_size, factor=0.2):
+    def __init__(self, base_lr, epoch_steps, records, batch_size, factor=0.2, in_steps=False):
         super(EpochStepSchedule, self).__init__(base_lr=base_lr)
-        self.epoch_steps = sorted(epoch_steps)
         self.records, self.batch_size = max(1, records), batch_size
         self.factor = factor
+        self.boundaries = sorted(epoch_steps) if in_steps else [
+            -(-e * self.records // batch_size) for e in sorted(epoch_steps)]
 
     def epoch(self, step):
         """Epochs completed after `step` batches (fractional)."""
         return step * self.batch_size / float(self.records)
 
     def end_step(self):
-        """The first step at which the last epoch step is reached."""
-        return -(-self.epoch_steps[-1] * self.records // self.batch_size)
-
-    def lr_at_epoch(self, epoch):
-        reached = sum(1 for step in self.epoch_steps[:-1] if epoch >= step)
-        return self.base_lr * self.factor ** reached
+        """The step at which the last boundary is reached."""
+        return self.boundaries[-1]
 
     def __call__(self, num_update):
-        """The lr of update `num_update` (1 for the first): set by the epochs
-        completed before it, as the original lowers it after a batch."""
-        return self.lr_at_epoch(max(0, num_update - 1) * self.batch_size // self.records)
+        """The lr of update `num_update` (1 for the first): lowered for the
+        boundaries passed before it, as the original lowers it after a batch."""
+        reached = sum(1 for b in self.boundaries[:-1] if num_update - 1 >= b)
+        return self.base_lr * self.factor ** reached
 
 
-def parse_epoch_steps(text):
+def parse_epoch_steps(text, flag='--lr-epoch-step', unit='epochs'):
     """'20,35,45' -> [20, 35, 45]; the last step is the end of training."""
     try:
         steps = [int(v) for v in str(text).split(',') if v.strip()]
     except ValueError:
         steps = []
     if not steps or any(s <= 0 for s in steps) or steps != sorted(steps):
-        raise ValueError("--lr-epoch-step must be increasing positive epochs like '20,35,45', "
-                         "got %r" % text)
+        raise ValueError("%s must be increasing positive %s like '20,35,45', got %r"
+                         % (flag, unit, text))
     return steps

@@ -32,10 +32,10 @@ from symbol import get_symbol
 
 from . import dist, protocol, run
 from .checkpoint import fit_params, load_checkpoint, params_path, save_checkpoint
-from .config import ConfigError, apply_overrides, lookup
+from .config import ConfigError, apply_overrides, lookup, schedule
 from .devices import contexts as device_contexts
 from .feeder import DeviceFeeder
-from .optimizer import EpochStepSchedule, ONadam, parse_epoch_steps  # noqa: F401 (registers)
+from .optimizer import EpochStepSchedule, ONadam  # noqa: F401 (registers the optimizer)
 
 log = logging.getLogger(__name__)
 
@@ -223,17 +223,20 @@ class Trainer(object):
 
     def _setup(self, resume):
         cfg, t = self.cfg, self.t
-        self.batch_size = cfg.per_batch_size * len(self.ctx)
         seed_everything(t.seed)
         train_rec = os.path.join(cfg.dataset_path, 'train.rec')
-        gate(train_rec, t.bad_records, 'train.bad_records')
+        reader = gate(train_rec, t.bad_records, 'train.bad_records')
+        self._fit_to_the_set(len(reader.keys) // self.num_workers)
+        cfg, t = self.cfg, self.t
+        self.batch_size = cfg.per_batch_size * len(self.ctx)
         self.targets = [name for name in cfg.val_targets if os.path.isfile(
             os.path.join(cfg.dataset_path, name + '.rec'))] if self.chief else []
         if self.chief and not self.targets:
             log.warning('no validation target of %s found in %s; checkpoints are written at the '
                         'end only', cfg.val_targets, cfg.dataset_path)
         for name in self.targets:
-            gate(os.path.join(cfg.dataset_path, name + '.rec'), t.bad_records, 'train.bad_records')
+            gate(os.path.join(cfg.dataset_path, name + '.rec'), t.bad_records,
+                 'train.bad_records')
         self.sym = get_symbol(cfg)
         workers = default_workers() if t.workers is None else t.workers
         self.train_iter = FaceSegIter(train_rec, cfg, self.batch_size, cfg.per_batch_size,
@@ -245,8 +248,7 @@ class Trainer(object):
                                       eval_crop=protocol.EvalCrop(name, cfg.input_img_size))
                           for name in self.targets]
         self.records = self.train_iter.num_records
-        self.schedule = EpochStepSchedule(t.lr, parse_epoch_steps(t.lr_epoch_step),
-                                          self.records, self.batch_size)
+        self.schedule = self._schedule(self.batch_size)
         self.end_step = self.schedule.end_step()
         self.state = run.load_state(self.prefix) if resume else None
         record = self.state[0] if self.state else {}
@@ -259,6 +261,7 @@ class Trainer(object):
                    self.records))
         self.initial = self._initial_params()
         self.step = record.get('step', 0)
+        self._reported = self.step          # notices of the samples are said up to here
         self.improvement = Improvement(record.get('best_first', 100.0),
                                        record.get('best_mean', 100.0))
         self.best = {k: record.get(k) for k in ('best_checkpoint', 'best_nme', 'best_step')}
@@ -269,11 +272,47 @@ class Trainer(object):
         self.log = run.CsvLog(run.log_path(self.prefix), self.targets,
                               self.step if resume else None) if self.chief else None
         log.info('%s: %d records, batch %d (%d per device x %d device%s%s), %d steps per pass; '
-                 'training ends at step %d (epoch %s)', train_rec, self.records,
+                 'training ends at step %d (epoch %.4g)', train_rec, self.records,
                  self.batch_size, cfg.per_batch_size, len(self.ctx),
                  '' if len(self.ctx) == 1 else 's',
                  ' x %d workers' % self.num_workers if self.kv else '',
-                 self.train_iter.num_batches, self.end_step, self.schedule.epoch_steps[-1])
+                 self.train_iter.num_batches, self.end_step, self.schedule.epoch(self.end_step))
+
+    def _schedule(self, batch_size):
+        boundaries, in_steps = schedule(self.t)
+        return EpochStepSchedule(self.t.lr, boundaries, self.records, batch_size,
+                                 in_steps=in_steps)
+
+    def _fit_to_the_set(self, records):
+        """A set smaller than one batch lowers the batch to what it holds,
+        and a short run validates at least `min_validations` times (a
+        smaller --verbose); both are said, and saved with the configuration."""
+        cfg, t = self.cfg, self.t
+        changes = {}
+        devices = len(self.ctx)
+        fit = records * t.exf // devices
+        fit -= fit % 2 if cfg.net_coherent else 0
+        if fit < 1:
+            raise ValueError('%s: %d records cannot give each of %d devices a sample'
+                             % (cfg.dataset_path, records, devices))
+        if cfg.per_batch_size > fit:
+            log.warning('%d records (x%d) do not fill a batch of %d x %d devices: training with '
+                        '%d per device (--per-batch-size)', records, t.exf, cfg.per_batch_size,
+                        devices, fit)
+            changes['per_batch_size'] = fit
+        self.records = records
+        steps = self._schedule(changes.get('per_batch_size', cfg.per_batch_size) *
+                               devices).end_step()
+        if t.min_validations and steps // t.verbose < t.min_validations:
+            verbose = max(1, steps // t.min_validations)
+            if verbose != t.verbose:
+                log.warning('validating every %d steps instead of %d, so that this run of %d '
+                            'steps validates at least %d times (--min-validations)', verbose,
+                            t.verbose, steps, t.min_validations)
+                changes['train.verbose'] = verbose
+        if changes:
+            self.cfg = apply_overrides(cfg, changes)
+            self.t = self.cfg.train
 
     def _initial_params(self):
         """(arg_params, aux_params) to start from: the resumed state, the
@@ -363,6 +402,8 @@ class Trainer(object):
 
     def _validation(self, mod, loss):
         """Validate, log, and save a checkpoint when it improves."""
+        self.train_iter.log_notices('steps %d-%d' % (self._reported + 1, self.step))
+        self._reported = self.step
         nmes = self.last_nmes = self.validate(mod)
         for name, value in nmes.items():
             log.info('[step %d] nme on %s is %.3f%%', self.step, name, value)

@@ -64,9 +64,9 @@ def plot_ced(curves, threshold, title='Cumulative error distribution'):
     ax.set(xlim=(0, threshold * 100), ylim=(0, 1), xlabel='NME (%)',
            ylabel='fraction of images', title=title)
     ax.grid(alpha=0.3)
-    ax.legend(loc='upper left')
+    ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.15), frameon=False)
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format='png', dpi=100)
+    fig.savefig(buffer, format='png', dpi=100, bbox_inches='tight')
     plt.close(fig)
     return buffer.getvalue()

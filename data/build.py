@@ -7,6 +7,11 @@
     python -m data.build --format aflw2000 --input AFLW2000 --out data_3d/AFLW2000-3D
     python -m data.build --format 300w-lp --input 300W_LP --out data_3d/train
     python -m data.build --format dlib-xml --input training_with_face_landmarks.xml --out faces
+    python -m data.build --input pts:my-faces dlib-xml:more/faces.xml --out my-data --split train
+
+Inputs of several formats go into one set when each is written FORMAT:PATH
+(--format is the format of the others). With --split NAME the set is
+OUT/NAME.rec (train for the training set, as train.py expects).
 
 Every face is similarity-aligned by its 5 points to the template x2+80 and
 stored as a 384x384 JPEG with its 68 points (y, x); the image name goes to
@@ -27,6 +32,7 @@ Which points each format gives (all 0-based pixels once read):
   dlib-xml  dlib's imglab XML (<part name x y/>)
 """
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -274,11 +280,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description='Build a face record set (384x384 aligned '
                                      'JPEG + 68 points) from raw landmark datasets.',
                                      epilog='Formats and their points: see `pydoc data.build`.')
-    parser.add_argument('--format', required=True, choices=sorted(READERS))
-    parser.add_argument('--input', required=True, nargs='+',
+    parser.add_argument('--format', choices=sorted(READERS),
+                        help='the format of the inputs not written FORMAT:PATH')
+    parser.add_argument('--input', required=True, nargs='+', action='extend',
                         help='folders or images (pts, ljson, aflw2000, 300w-lp), the .mat (cofw) '
-                        'or XML files (dlib-xml)')
+                        'or XML files (dlib-xml); FORMAT:PATH gives one its own format')
     parser.add_argument('--out', required=True, help='output prefix: writes OUT.rec/.idx/.names')
+    parser.add_argument('--split', help='write the set as OUT/SPLIT.rec (e.g. train, my_test)')
     parser.add_argument('--cofw-points', help='folder of the COFW-68 {i}_points.mat files')
     parser.add_argument('--lp-points', default='pts_3d', choices=['pts_3d', 'pts_2d'],
                         help='300W-LP points (default pts_3d, the projected 3D landmarks)')
@@ -286,19 +294,33 @@ def main(argv=None):
                         help='keep .pts coordinates as written (default subtracts 1)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing OUT set')
     args = parser.parse_args(argv)
-    for path in args.input:
+    groups = []                     # [(format, [paths])] in the order given
+    for item in args.input:
+        kind, sep, path = item.partition(':')
+        kind, path = (kind, path) if sep and kind in READERS else (args.format, item)
+        if kind is None:
+            parser.error('give --format, or write the input as FORMAT:%s (formats: %s)'
+                         % (item, ', '.join(sorted(READERS))))
         if not os.path.exists(path):
             parser.error('input %s does not exist' % path)
-    if args.format == 'cofw' and not args.cofw_points:
+        if groups and groups[-1][0] == kind:
+            groups[-1][1].append(path)
+        else:
+            groups.append((kind, [path]))
+    if any(kind == 'cofw' for kind, _ in groups) and not args.cofw_points:
         parser.error('--format cofw needs --cofw-points DIR')
+    if args.split:
+        args.out = os.path.join(args.out, args.split)
     existing = [p for p in (args.out + '.rec', args.out + '.idx') if os.path.exists(p)]
     if existing and not args.overwrite:
         print('error: %s exists; choose another --out, or add --overwrite to replace that set'
               % existing[0], file=sys.stderr)
         return 1
     try:
-        count, kept_outside, skipped = build(READERS[args.format](args), args.out,
-                                             overwrite=args.overwrite)
+        faces = itertools.chain.from_iterable(
+            READERS[kind](argparse.Namespace(**dict(vars(args), input=paths)))
+            for kind, paths in groups)
+        count, kept_outside, skipped = build(faces, args.out, overwrite=args.overwrite)
     except (ValueError, OSError) as err:
         print('error: %s' % err, file=sys.stderr)
         return 1

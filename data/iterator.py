@@ -86,6 +86,7 @@ class FaceSegIter(mx.io.DataIter):
             if workers > 0 else None
         self._inflight = {}
         self._explained = False
+        self.notices = {'corrupt': 0, 'out_of_crop': 0}    # since the last `log_notices`
         self.epoch = -1
         self.reset()
         if self._num_batches == 0:
@@ -202,7 +203,8 @@ class FaceSegIter(mx.io.DataIter):
     def next_batch(self):
         """The next `Batch` (NumPy views; call its `release()` when done)."""
         if self._cursor >= self._num_batches:
-            self._log_pass()
+            if self.aug_level == 0:
+                self.log_notices('pass %d' % self.epoch)
             raise StopIteration
         token = (self.epoch, self._cursor)
         if self._pool is not None:
@@ -216,6 +218,7 @@ class FaceSegIter(mx.io.DataIter):
             stats = self._maker.fill(self._slots[0], entries)
         for key, value in stats.items():
             self.epoch_stats[key] += value
+            self.notices[key] += value
         self._cursor += 1
 
         def release():
@@ -247,17 +250,20 @@ class FaceSegIter(mx.io.DataIter):
         except Exception:
             pass
 
-    def _log_pass(self):
-        corrupt, redrawn = self.epoch_stats['corrupt'], self.epoch_stats['out_of_crop']
+    def log_notices(self, when):
+        """Say once what happened to samples `when` (a pass, or the steps
+        since the last report of a training run), then count afresh."""
+        corrupt, redrawn = self.notices['corrupt'], self.notices['out_of_crop']
         if corrupt:
-            log.info('%s pass %d: %d unreadable record%s skipped (each replaced by the next '
-                     'record)', self.path, self.epoch, corrupt, '' if corrupt == 1 else 's')
+            log.info('%s, %s: %d unreadable record%s skipped (each replaced by the next record)',
+                     self.path, when, corrupt, '' if corrupt == 1 else 's')
         if redrawn:
-            log.info('%s pass %d: %d sample%s taken from the next record because %d random '
+            log.info('%s, %s: %d sample%s taken from the next record because %d random '
                      'rotations and scales all pushed a landmark out of the crop%s',
-                     self.path, self.epoch, redrawn, '' if redrawn == 1 else 's',
+                     self.path, when, redrawn, '' if redrawn == 1 else 's',
                      augment.DRAW_TRIES, '' if self._explained else
                      ' (faces near the edge of the 384 frame cause this; a few percent is normal, '
                      'a large share means the faces of the set are not centred as the records '
                      'expect)')
             self._explained = True
+        self.notices = {key: 0 for key in self.notices}

@@ -214,3 +214,28 @@ def test_a_pts_file_without_its_image_is_named(tmp_path, capsys):
     out = capsys.readouterr().out
     assert 'lonely.pts: no image of the same name beside this .pts file' in out
     assert 'wrote 1 face' in out
+
+
+def test_faces_of_several_formats_build_into_the_training_set(tmp_path, capsys):
+    faces = _faces(3, seed=12)
+    (tmp_path / 'pts').mkdir()
+    for k, (image, points) in enumerate(faces[:2]):
+        _jpg(tmp_path / 'pts' / ('face%d.jpg' % k), image)
+        _write_pts(tmp_path / 'pts' / ('face%d.pts' % k), points + 1)
+    image, points = faces[2]
+    _jpg(tmp_path / 'xml-face.jpg', image)
+    parts = ''.join('<part name="%02d" x="%.3f" y="%.3f"/>' % (i, x, y)
+                    for i, (x, y) in enumerate(points))
+    (tmp_path / 'faces.xml').write_text(
+        '<dataset><images><image file="xml-face.jpg"><box top="0" left="0" width="10" '
+        'height="10">%s</box></image></images></dataset>' % parts)
+    assert build.main(['--input', 'pts:%s' % (tmp_path / 'pts'),
+                       'dlib-xml:%s' % (tmp_path / 'faces.xml'), '--out',
+                       str(tmp_path / 'my-data'), '--split', 'train']) == 0
+    assert 'wrote 3 faces to %s.rec' % (tmp_path / 'my-data' / 'train') in capsys.readouterr().out
+    stored = _stored(str(tmp_path / 'my-data' / 'train'))
+    for (_, points), got in zip(faces, stored):
+        np.testing.assert_allclose(got, _expected(points), atol=0.05)
+    with pytest.raises(SystemExit):
+        build.main(['--input', str(tmp_path / 'pts'), '--out', str(tmp_path / 'x')])
+    assert 'give --format, or write the input as FORMAT:' in capsys.readouterr().err

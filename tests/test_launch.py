@@ -21,7 +21,7 @@ from tools import launch
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, 'train.py', '--kvstore', 'dist_sync', '--per-batch-size', '4',
          '--optimizer', 'sgd', '--lr', '1e-3', '--workers', '0', '--frequent', '1',
-         '--set', 'losstype=ce'] + SMALL_NETWORK
+         '--min-validations', '0', '--set', 'losstype=ce'] + SMALL_NETWORK
 
 
 @pytest.fixture(scope='module')

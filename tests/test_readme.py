@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / 'README.md').read_text()
 FAST = SMALL_NETWORK + ['--set', 'losstype=ce', '--per-batch-size', '8', '--lr', '1e-3',
                        '--optimizer', 'adam', '--lr-epoch-step', '3', '--verbose', '10',
-                       '--workers', '0']
+                       '--min-validations', '0', '--workers', '0']
 
 
 def blocks(language):

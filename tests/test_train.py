@@ -159,7 +159,7 @@ FINISHED = ('--lr-epoch-step', '5,6', '--verbose', '16', '--lr', '2e-3')
 def _args(prefix, data, *extra):
     return ['--prefix', str(prefix), '--set', 'dataset_path=%s' % data,
             '--per-batch-size', '8', '--lr', '1e-3', '--optimizer', 'adam',
-            '--frequent', '2'] + SMALL + list(extra)
+            '--frequent', '2', '--min-validations', '0'] + SMALL + list(extra)
 
 
 def _rows(prefix):
@@ -583,7 +583,7 @@ def _launch(tmp_path, data, prefix, *extra, timeout=240):
         [sys.executable, '-m', 'tools.launch', '--cluster', 'local', '--num-workers', '2',
          '--num-servers', '1', sys.executable, 'train.py', '--kvstore', 'dist_sync',
          '--prefix', str(prefix), '--set', 'dataset_path=%s' % data, '--per-batch-size', '4',
-         '--optimizer', 'sgd', '--workers', '0'] + SMALL + list(extra),
+         '--optimizer', 'sgd', '--workers', '0', '--min-validations', '0'] + SMALL + list(extra),
         cwd=str(ROOT), capture_output=True, text=True, timeout=timeout)
 
 
@@ -656,3 +656,41 @@ def test_train_sh_detach_fails_when_the_run_is_refused_at_once(tmp_path):
     assert 'train.rec does not exist' in proc.stderr
     assert 'the run ended at once (exit 1); nothing runs in the background' in proc.stderr
     assert 'training in the background' not in proc.stdout
+
+
+def test_an_18_face_set_trains_with_the_readme_command_and_validates_often(tmp_path, caplog):
+    """The README's command as written (a small network for the CPU): the
+    batch lowers to the 18 faces, the run validates at least 5 times, and
+    the re-drawn samples are said once per validation, not once per pass."""
+    caplog.set_level('INFO')
+    synth.write_records(str(tmp_path / 'data' / 'train'), 18, seed=41, progress=False)
+    synth.write_records(str(tmp_path / 'data' / 'my_test'), 6, seed=42, progress=False)
+    prefix = tmp_path / 'my-models' / 'hg' / 'model'
+    assert train.main(['--prefix', str(prefix), '--set', 'dataset_path=%s' % (tmp_path / 'data'),
+                       '--set', "val_targets=['my_test']", '--lr-epoch-step', '20,30',
+                       '--workers', '0'] + SMALL) == 0
+    assert 'training with 18 per device' in caplog.text
+    assert 'validating every 6 steps instead of 200' in caplog.text
+    validated = [int(r['step']) for r in _rows(prefix) if r['nme_my_test']]
+    assert validated == [0, 6, 12, 18, 24, 30]
+    saved = run.saved_config(str(prefix))
+    assert saved.per_batch_size == 18 and saved.train.verbose == 6
+    notices = [r for r in caplog.records if 'taken from the next record' in r.getMessage()]
+    assert len(notices) <= 5, [r.getMessage() for r in notices]
+    assert all(re.search(r'steps \d+-\d+:', r.getMessage()) for r in notices)
+    assert not os.path.exists(str(prefix) + '.lock')
+
+
+def test_the_schedule_can_be_given_in_steps(dataset, tmp_path):
+    prefix = tmp_path / 'model'
+    assert train.main(_args(prefix, dataset, '--lr-steps', '3,5', '--verbose', '100',
+                            '--frequent', '1', '--workers', '0')) == 0
+    lrs = {int(r['step']): float(r['lr']) for r in _rows(prefix) if int(r['step'])}
+    assert max(lrs) == 5 and lrs[3] == pytest.approx(1e-3) and lrs[4] == pytest.approx(2e-4)
+    assert train.main(_args(tmp_path / 'bad', dataset, '--lr-steps', '5,3')) == 1
+
+
+def test_no_lock_is_left_after_an_error(dataset, tmp_path):
+    prefix = tmp_path / 'model'
+    assert train.main(_args(prefix, dataset, '--pretrained', '/nonexistent/model,0')) == 1
+    assert not os.path.exists(str(prefix) + '.lock')

@@ -5,6 +5,7 @@
 import argparse
 import csv
 import io
+import json
 import os
 import sys
 
@@ -27,23 +28,39 @@ def read_log(path):
     return series
 
 
+LOSS_NAMES = {'heatmap': 'L2 heatmap loss', 'ce': 'spatial softmax cross-entropy'}
+
+
+def loss_name(log_path):
+    """The name of the loss the run used, from PREFIX-config.json beside
+    PREFIX-log.csv ('loss' when there is none)."""
+    config = log_path[:-len('-log.csv')] + '-config.json' if log_path.endswith('-log.csv') \
+        else None
+    try:
+        with open(config) as f:
+            return LOSS_NAMES.get(json.load(f)['config']['losstype'], 'loss')
+    except (TypeError, OSError, ValueError, KeyError):
+        return 'loss'
+
+
 def plot(path, out):
     series = read_log(path)
-    fig, (ax_loss, ax_nme) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_loss, ax_nme) = plt.subplots(1, 2, figsize=(12, 4))
     if 'loss' in series:
         ax_loss.plot(*zip(*series['loss']), color='tab:blue')
-    ax_loss.set(title='training loss', xlabel='step', ylabel='heatmap loss')
+    name = loss_name(path)
+    ax_loss.set(title='training %s' % name, xlabel='step', ylabel=name)
     ax_loss.set_yscale('log')
     for key in sorted(k for k in series if k.startswith('nme_')):
         ax_nme.plot(*zip(*series[key]), marker='o', label=key[4:])
     ax_nme.set(title='validation NME', xlabel='step', ylabel='NME (%)')
     if any(k.startswith('nme_') for k in series):
-        ax_nme.legend()
+        ax_nme.legend(loc='upper left', bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     for ax in (ax_loss, ax_nme):
         ax.grid(alpha=0.3)
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format='png', dpi=100)
+    fig.savefig(buffer, format='png', dpi=100, bbox_inches='tight')
     plt.close(fig)
     return write_atomic(out, buffer.getvalue())
 
