@@ -315,7 +315,10 @@ def test_bad_records_are_skipped_and_counted(synth_rec, tmp_path, cfg, caplog, w
         it.close()
     assert len(batches) == 5 and it.epoch_stats['corrupt'] >= 3
     assert all(b.valid.all() for b in batches)
-    assert 'unreadable records skipped' in caplog.text
+    assert it.notices['corrupt'] == it.epoch_stats['corrupt']    # said when training asks
+    it.log_notices('steps 1-5')
+    assert 'steps 1-5: %d unreadable records skipped' % it.epoch_stats['corrupt'] in caplog.text
+    assert it.notices['corrupt'] == 0
     assert [p.split(': ')[1] for p in RecordReader(rec).scan()] == [
         'label has 10 floats, expected 136 (68 points)',
         'the payload after the label is not a JPEG or PNG image', 'record is truncated']
