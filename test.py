@@ -5,6 +5,11 @@ recursively and mirrored in --output).
     python test.py photo.jpg photos/ --prefix ./models/model-hg2d3-cab/model
     python test.py photos/ --prefix ./models/my-hg/model --boxes boxes.json --no-overlay
 
+A folder runs as a pipeline: a thread reads and detects the next photos while
+the network aligns the faces of the current ones, up to --batch faces of
+several photos in one network call; results are written in input order, and
+memory stays flat whatever the number of photos.
+
 --boxes takes a JSON object mapping image paths (as given, relative to their
 folder, or base names; with or without the extension) to lists of boxes
 [x1, y1, x2, y2] (or with a score). A box reaching out of its photo is clipped
@@ -12,22 +17,19 @@ to it (with a warning); an empty, inverted or wholly outside box fails that
 photo. Every photo that could not be processed makes the exit status 1.
 """
 import argparse
+import collections
 import json
 import logging
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 from tqdm import tqdm
 
 import essh
 from core import cli
-from core.devices import DeviceError
-from core.handler import Handler
-from core.protocol import DECODERS
 from core.predictor import BACKENDS
-from core.run import RunError
-from core.visualize import draw_faces, png_bytes
+from core.protocol import DECODERS
 from data.files import write_atomic
 from data.images import ImageError, list_images, read_image
 
@@ -117,23 +119,65 @@ def unmatched_keys(mapping, jobs, inputs):
     return sorted(key for key in mapping if key not in used)
 
 
-def process(handler, path, json_path, png_path, boxes, args):
-    """Landmarks of one photo, written as JSON (and PNG); returns the faces
-    and what to say when there is none."""
-    image = read_image(path)
-    given = args.boxes is not None
-    faces = handler.get_landmarks(image, boxes if given else None) \
-        if boxes is not None or not given else []
-    record = {'image': path, 'width': image.shape[1], 'height': image.shape[0],
-              'faces': [face.to_json() for face in faces]}
+Photo = collections.namedtuple('Photo', 'path json_path png_path image found message error')
+
+
+def load(handler, job, boxes, args):
+    """A Photo read and searched (its faces found, or its boxes checked);
+    a photo that cannot be used carries its error."""
+    path, json_path, png_path = job
+    try:
+        image = read_image(path)
+        if args.boxes is not None and boxes is None:
+            return Photo(path, json_path, png_path, image, essh.Detections.from_boxes(
+                essh.checked_boxes([])[0]), 'no box given for this image', None)
+        image, found = handler.find(image, boxes)
+        return Photo(path, json_path, png_path, image, found, 'no face found', None)
+    except (ImageError, essh.BoxError) as err:
+        text = str(err) if str(err).startswith(path) else '%s: %s' % (path, err)
+        return Photo(path, json_path, png_path, None, None, None, text)
+
+
+def loaded(handler, jobs, boxes, args, ahead):
+    """The Photos of `jobs` in order, each read and searched by a thread
+    that works at most `ahead` photos in advance."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = collections.deque()
+        for job in jobs:
+            pending.append(pool.submit(load, handler, job, boxes_for(boxes, job[0], args.inputs),
+                                       args))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def batches(photos, faces_per_batch):
+    """Lists of consecutive Photos holding at least `faces_per_batch` faces
+    (the last one fewer)."""
+    batch, count = [], 0
+    for photo in photos:
+        batch.append(photo)
+        count += len(photo.found) if photo.found is not None else 0
+        if count >= faces_per_batch:
+            yield batch
+            batch, count = [], 0
+    if batch:
+        yield batch
+
+
+def write_result(photo, faces, args):
+    """The photo's JSON (and overlay PNG)."""
+    from core.visualize import draw_faces, png_bytes
+    record = {'image': photo.path, 'width': photo.image.shape[1],
+              'height': photo.image.shape[0], 'faces': [face.to_json() for face in faces]}
     if not faces:
-        record['message'] = 'no box given for this image' if given and boxes is None else \
-            'no face found'
-    write_atomic(json_path, json.dumps(record, indent=1))
+        record['message'] = photo.message
+    write_atomic(photo.json_path, json.dumps(record, indent=1))
     if not args.no_overlay:
         title = cli.plural(len(faces), 'face')
-        write_atomic(png_path, png_bytes(draw_faces(image, faces, args.numbers, title)))
-    return faces, record.get('message')
+        write_atomic(photo.png_path, png_bytes(draw_faces(photo.image, faces, args.numbers,
+                                                          title)))
 
 
 def parse_args(argv):
@@ -142,9 +186,9 @@ def parse_args(argv):
     parser.add_argument('--prefix', required=True, help='checkpoint prefix')
     parser.add_argument('--epoch', type=int, help='checkpoint number (default: the best)')
     parser.add_argument('--gpu', type=int, default=-1, help='GPU id, -1 for the CPU')
-    parser.add_argument('--detector', default='default', choices=sorted(essh.DETECTORS),
-                        help='default: libfacedetection (bundled); haar: OpenCV cascades; '
-                        'essh: essh-model/essh')
+    parser.add_argument('--detector', choices=sorted(essh.DETECTORS),
+                        help='%s (the default, bundled; with five points); haar: OpenCV '
+                        'cascades; essh: essh-model/essh' % essh.DEFAULT)
     parser.add_argument('--threshold', type=float,
                         help='detector score threshold in [0, 1] (default: the detector\'s)')
     parser.add_argument('--boxes', help='JSON of face boxes per image, instead of a detector')
@@ -156,6 +200,8 @@ def parse_args(argv):
                         help='replace results of an earlier run in --output')
     parser.add_argument('--no-overlay', action='store_true', help='write the JSON only')
     parser.add_argument('--numbers', action='store_true', help='number the points')
+    parser.add_argument('--batch', type=int, default=8,
+                        help='faces (of one or several photos) per network call (default 8)')
     cli.add_flags(parser)
     return parser.parse_args(argv)
 
@@ -174,20 +220,31 @@ def _main(argv):
             log.warning('--boxes %s: %s name%s no input photo: %s', args.boxes,
                         cli.plural(len(unknown), 'key'), 's' if len(unknown) == 1 else '',
                         ', '.join(unknown[:10]) + (' ...' if len(unknown) > 10 else ''))
+    if args.batch < 1:
+        raise ValueError('--batch must be at least 1, got %d' % args.batch)
+    from core.handler import Handler
     handler = Handler(args.prefix, args.epoch, args.gpu, args.detector, args.threshold,
                       args.decoder, args.backend)
     failed, faces, empty = 0, 0, 0
-    for path, json_path, png_path in tqdm(jobs, unit='image', disable=not sys.stderr.isatty()):
-        try:
-            found, message = process(handler, path, json_path, png_path,
-                                     boxes_for(boxes or {}, path, args.inputs), args)
-        except (ImageError, essh.BoxError) as err:
-            log.error('%s', err if str(err).startswith(path) else '%s: %s' % (path, err))
-            failed += 1
-            continue
-        faces += len(found)
-        empty += not found
-        log.info('%s: %s', path, cli.plural(len(found), 'face') if found else message)
+    bar = tqdm(total=len(jobs), unit='image', disable=not sys.stderr.isatty())
+    for group in batches(loaded(handler, jobs, boxes or {}, args, ahead=max(2, args.batch)),
+                         args.batch):
+        usable = [photo for photo in group if photo.error is None]
+        aligned = dict(zip((id(p) for p in usable),
+                           handler.align([p.image for p in usable], [p.found for p in usable])))
+        for photo in group:
+            bar.update(1)
+            if photo.error is not None:
+                log.error('%s', photo.error)
+                failed += 1
+                continue
+            found = aligned[id(photo)]
+            write_result(photo, found, args)
+            faces += len(found)
+            empty += not found
+            log.info('%s: %s', photo.path, cli.plural(len(found), 'face') if found
+                     else photo.message)
+    bar.close()
     print('%s, %s, %d without a face, %d failed%s; results in %s'
           % (cli.plural(len(jobs), 'image'), cli.plural(faces, 'face'), empty, failed,
              ', %d missing' % len(problems) if problems else '', args.output))
@@ -195,7 +252,7 @@ def _main(argv):
 
 
 def main(argv=None):
-    return cli.run(_main, argv, errors=(RunError, DeviceError))
+    return cli.run(_main, argv)
 
 
 if __name__ == '__main__':

@@ -13,7 +13,7 @@ CPU_WORDS = ('', '-1', 'cpu')
 UUID_PREFIXES = ('GPU-', 'MIG-')
 
 
-class DeviceError(RuntimeError):
+class DeviceError(ValueError):
     """Devices were asked for that this machine or MXNet build cannot give."""
 
 

@@ -9,8 +9,10 @@
         face.confidence     # (68,) heatmap peak of each point
 
 Faces come from the detector (`essh.create`), or from `boxes` you give.
-Detectors with five points (ESSH) are aligned by them; boxes only take two
-passes: a first prediction in the box's crop gives the five points.
+Faces whose detector gives plausible five points (libfacedetection, ESSH)
+are aligned by them in one network pass; boxes only take two: a first
+prediction in the box's crop gives the five points. `align` predicts the
+faces of several photos together.
 """
 import collections
 import logging
@@ -72,12 +74,13 @@ class Handler(object):
     """Face alignment on photos with the checkpoint at `prefix`.
 
     epoch: the checkpoint number (None: the run's best); gpu: -1 for the
-    CPU; detector: a name of `essh.DETECTORS` or a Detector; backend:
+    CPU; detector: a name of `essh.DETECTORS`, a Detector, or None for the
+    default; backend:
     'auto' (ONNX Runtime on the CPU when the network exports, else MXNet),
     'mxnet' or 'onnx'; decoder: 'subpixel' or 'argmax' (the original).
     """
 
-    def __init__(self, prefix, epoch=None, gpu=-1, detector='default', threshold=None,
+    def __init__(self, prefix, epoch=None, gpu=-1, detector=None, threshold=None,
                  decoder='subpixel', backend='auto', predictor=None):
         self.checkpoint = resolve(prefix, epoch)
         log.info('%s', self.checkpoint.describe())
@@ -93,13 +96,13 @@ class Handler(object):
 
     # Pieces -----------------------------------------------------------------
 
-    def _predict(self, image_rgb, chains):
-        """(points in photo pixels, heatmap peaks) for each chain of
-        transforms photo -> crop, all faces in one batch."""
-        if not chains:
+    def _predict(self, items):
+        """(points in photo pixels, heatmap peaks) of each (image_rgb, chain
+        of transforms photo -> crop), all crops in one predictor call."""
+        if not items:
             return np.zeros((0, 68, 2)), np.zeros((0, 68))
         crops = []
-        for chain in chains:
+        for image_rgb, chain in items:
             current = image_rgb
             for matrix, size in chain:
                 current = geometry.warp(current, matrix, size)
@@ -107,45 +110,68 @@ class Handler(object):
         heatmaps = self.predictor(np.array(crops, dtype=np.float32))
         crop_points = protocol.decode(heatmaps, self.input_size, self.decoder)
         out = []
-        for chain, points in zip(chains, crop_points):
+        for (_, chain), points in zip(items, crop_points):
             for matrix, _ in reversed(chain):
                 points = geometry.apply(geometry.invert(matrix), points)
             out.append(points)
         return np.array(out), protocol.peak_values(heatmaps)
 
-    def _frame_box(self, image_rgb, align, first_points):
-        """Box in the aligned 384 frame: the detector's again, nearest the
-        centre (section 5.3) for detectors with points; else the box of the
-        first prediction carried into that frame."""
+    def _box_crop(self, box):
+        """The crop of one of the detector's boxes (its own convention)."""
+        return detector_crop(box, self.input_size, self.detector.box_scale,
+                             self.detector.box_shift)
+
+    def _frame_crop(self, image_rgb, align, first_points):
+        """The crop in the aligned 384 frame: of the detector's box found
+        again there, nearest the centre, for faces aligned by the detector's
+        points; of the box of the first prediction carried into that frame
+        otherwise."""
         if first_points is not None:
-            return landmark_box(geometry.apply(align, first_points), DEFAULT_TOP_RAISE)
+            return box_crop(landmark_box(geometry.apply(align, first_points), DEFAULT_TOP_RAISE),
+                            self.input_size)
         aligned = geometry.warp(image_rgb, align, geometry.RECORD_SIZE)
         found = self.detector.detect(np.ascontiguousarray(aligned[:, :, ::-1]))
         if not len(found):
-            return landmark_box(geometry.NEUTRAL_FACE, DEFAULT_TOP_RAISE)
+            return box_crop(landmark_box(geometry.NEUTRAL_FACE, DEFAULT_TOP_RAISE),
+                            self.input_size)
         centres = (found.boxes[:, :2] + found.boxes[:, 2:4]) / 2
-        return found.boxes[np.argmin(np.linalg.norm(centres - geometry.RECORD_SIZE / 2, axis=1))]
+        return self._box_crop(found.boxes[np.argmin(np.linalg.norm(
+            centres - geometry.RECORD_SIZE / 2, axis=1))])
 
-    def _align(self, image_bgr, found):
-        image_rgb = np.ascontiguousarray(image_bgr[:, :, ::-1])
+    def align(self, images_bgr, founds):
+        """[[Face]] of each image given its detections, the faces of all the
+        images predicted together. A face whose detector gave plausible five
+        points takes one network pass; the others take two (a first
+        prediction in the box's crop gives the five points), and keep the
+        first when its five points are not plausible either."""
+        rgbs = [np.ascontiguousarray(image[:, :, ::-1]) for image in images_bgr]
         size, frame = self.input_size, geometry.RECORD_SIZE
-        if found.points is not None:
-            fives, first = list(found.points), [None] * len(found)
-        else:
-            scale, shift = self.detector.box_scale, self.detector.box_shift
-            first, _ = self._predict(image_rgb, [[(detector_crop(b, size, scale, shift), size)]
-                                                 for b in found.boxes])
-            fives = [five_points(p) for p in first]
-        chains = []
-        for five, points in zip(fives, first):
-            align = geometry.umeyama(five, geometry.TEMPLATE_384)
-            chains.append([(align, frame), (box_crop(self._frame_box(image_rgb, align, points),
-                                                     size), size)])
-        result, peaks = self._predict(image_rgb, chains)
-        for k, points in enumerate(first):
-            if points is not None and not plausible_five(fives[k], found.boxes[k]):
-                result[k] = points
-        return [Face(p, b, s, c) for p, b, s, c in zip(result, found.boxes, found.scores, peaks)]
+        faces = [(i, k) for i, found in enumerate(founds) for k in range(len(found))]
+        fives = {}
+        for i, k in faces:
+            points = founds[i].points
+            if points is not None and plausible_five(points[k], founds[i].boxes[k]):
+                fives[i, k] = points[k]
+        boxed = [face for face in faces if face not in fives]
+        first = dict(zip(boxed, zip(*self._predict(
+            [(rgbs[i], [(self._box_crop(founds[i].boxes[k]), size)]) for i, k in boxed]))))
+        for (i, k), (points, _) in first.items():
+            if plausible_five(five_points(points), founds[i].boxes[k]):
+                fives[i, k] = five_points(points)
+        second = [face for face in faces if face in fives]
+        items = []
+        for i, k in second:
+            align = geometry.umeyama(fives[i, k], geometry.TEMPLATE_384)
+            before = first[i, k][0] if (i, k) in first else None
+            items.append((rgbs[i], [(align, frame), (self._frame_crop(rgbs[i], align, before),
+                                                     size)]))
+        results = dict(first)
+        results.update(zip(second, zip(*self._predict(items))))
+        out = [[] for _ in images_bgr]
+        for i, k in faces:
+            landmarks, confidence = results[i, k]
+            out[i].append(Face(landmarks, founds[i].boxes[k], founds[i].scores[k], confidence))
+        return out
 
     # Public API -------------------------------------------------------------
 
@@ -155,10 +181,16 @@ class Handler(object):
 
     def get_landmarks(self, image, boxes=None):
         """[Face] of a BGR image (grey, BGRA, 16-bit converted) or an image
-        path; `boxes` (N, 4) or (N, 5) with scores skips the detector (a box
-        reaching out of the image is clipped to it, with a warning; an empty,
-        inverted or wholly outside box is a BoxError). An image smaller than
-        MIN_FACE_SIDE is an ImageError."""
+        path; `boxes` (N, 4) or (N, 5) with scores skips the detector (see
+        `find`)."""
+        image, found = self.find(image, boxes)
+        return self.align([image], [found])[0]
+
+    def find(self, image, boxes=None):
+        """(BGR image, essh.Detections): the detector's faces, or `boxes`
+        checked against the image (a box reaching out of it is clipped, with
+        a warning; an empty, inverted or wholly outside box is a BoxError).
+        An image smaller than MIN_FACE_SIDE is an ImageError."""
         image = self._image(image)
         height, width = image.shape[:2]
         if min(height, width) < MIN_FACE_SIDE:
@@ -172,7 +204,7 @@ class Handler(object):
                 log.warning('box %d reaches out of the %dx%d image; clipped to %s', k, width,
                             height, np.round(boxes[k, :4], 1).tolist())
             found = essh.Detections.from_boxes(boxes)
-        return self._align(image, found)
+        return image, found
 
     def get_landmarks_from_directory(self, folder, recursive=True):
         """{image path: [Face]} for every image under `folder`."""

