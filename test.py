@@ -17,12 +17,10 @@ to it (with a warning); an empty, inverted or wholly outside box fails that
 photo. Every photo that could not be processed makes the exit status 1.
 """
 import argparse
-import collections
 import json
 import logging
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 from tqdm import tqdm
 
@@ -31,7 +29,7 @@ from core import cli
 from core.predictor import BACKENDS
 from core.protocol import DECODERS
 from data.files import write_atomic
-from data.images import ImageError, list_images, read_image
+from data.images import list_images
 
 log = logging.getLogger('test')
 
@@ -119,65 +117,18 @@ def unmatched_keys(mapping, jobs, inputs):
     return sorted(key for key in mapping if key not in used)
 
 
-Photo = collections.namedtuple('Photo', 'path json_path png_path image found message error')
-
-
-def load(handler, job, boxes, args):
-    """A Photo read and searched (its faces found, or its boxes checked);
-    a photo that cannot be used carries its error."""
-    path, json_path, png_path = job
-    try:
-        image = read_image(path)
-        if args.boxes is not None and boxes is None:
-            return Photo(path, json_path, png_path, image, essh.Detections.from_boxes(
-                essh.checked_boxes([])[0]), 'no box given for this image', None)
-        image, found = handler.find(image, boxes)
-        return Photo(path, json_path, png_path, image, found, 'no face found', None)
-    except (ImageError, essh.BoxError) as err:
-        text = str(err) if str(err).startswith(path) else '%s: %s' % (path, err)
-        return Photo(path, json_path, png_path, None, None, None, text)
-
-
-def loaded(handler, jobs, boxes, args, ahead):
-    """The Photos of `jobs` in order, each read and searched by a thread
-    that works at most `ahead` photos in advance."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = collections.deque()
-        for job in jobs:
-            pending.append(pool.submit(load, handler, job, boxes_for(boxes, job[0], args.inputs),
-                                       args))
-            if len(pending) > ahead:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
-def batches(photos, faces_per_batch):
-    """Lists of consecutive Photos holding at least `faces_per_batch` faces
-    (the last one fewer)."""
-    batch, count = [], 0
-    for photo in photos:
-        batch.append(photo)
-        count += len(photo.found) if photo.found is not None else 0
-        if count >= faces_per_batch:
-            yield batch
-            batch, count = [], 0
-    if batch:
-        yield batch
-
-
-def write_result(photo, faces, args):
+def write_result(photo, json_path, png_path, message, args):
     """The photo's JSON (and overlay PNG)."""
     from core.visualize import draw_faces, png_bytes
-    record = {'image': photo.path, 'width': photo.image.shape[1],
-              'height': photo.image.shape[0], 'faces': [face.to_json() for face in faces]}
-    if not faces:
-        record['message'] = photo.message
-    write_atomic(photo.json_path, json.dumps(record, indent=1))
+    record = {'image': photo.source, 'width': photo.image.shape[1],
+              'height': photo.image.shape[0], 'faces': [face.to_json() for face in photo.faces]}
+    if not photo.faces:
+        record['message'] = message
+    write_atomic(json_path, json.dumps(record, indent=1))
     if not args.no_overlay:
-        title = cli.plural(len(faces), 'face')
-        write_atomic(photo.png_path, png_bytes(draw_faces(photo.image, faces, args.numbers,
-                                                          title)))
+        title = cli.plural(len(photo.faces), 'face')
+        write_atomic(png_path, png_bytes(draw_faces(photo.image, photo.faces, args.numbers,
+                                                    title)))
 
 
 def parse_args(argv):
@@ -225,26 +176,26 @@ def _main(argv):
     from core.handler import Handler
     handler = Handler(args.prefix, args.epoch, args.gpu, args.detector, args.threshold,
                       args.decoder, args.backend)
+    def boxes_of(path):
+        found = boxes_for(boxes, path, args.inputs)
+        return found if found is not None else essh.checked_boxes([])[0]
+    outputs = {path: (json_path, png_path) for path, json_path, png_path in jobs}
     failed, faces, empty = 0, 0, 0
-    bar = tqdm(total=len(jobs), unit='image', disable=not sys.stderr.isatty())
-    for group in batches(loaded(handler, jobs, boxes or {}, args, ahead=max(2, args.batch)),
-                         args.batch):
-        usable = [photo for photo in group if photo.error is None]
-        aligned = dict(zip((id(p) for p in usable),
-                           handler.align([p.image for p in usable], [p.found for p in usable])))
-        for photo in group:
+    with tqdm(total=len(jobs), unit='image', disable=not sys.stderr.isatty()) as bar:
+        for photo in handler.each_photo([path for path, _, _ in jobs],
+                                        boxes_of if boxes is not None else None, args.batch):
             bar.update(1)
             if photo.error is not None:
                 log.error('%s', photo.error)
                 failed += 1
                 continue
-            found = aligned[id(photo)]
-            write_result(photo, found, args)
-            faces += len(found)
-            empty += not found
-            log.info('%s: %s', photo.path, cli.plural(len(found), 'face') if found
-                     else photo.message)
-    bar.close()
+            message = 'no box given for this image' if boxes is not None and boxes_for(
+                boxes, photo.source, args.inputs) is None else 'no face found'
+            write_result(photo, *outputs[photo.source], message, args)
+            faces += len(photo.faces)
+            empty += not photo.faces
+            log.info('%s: %s', photo.source, cli.plural(len(photo.faces), 'face')
+                     if photo.faces else message)
     print('%s, %s, %d without a face, %d failed%s; results in %s'
           % (cli.plural(len(jobs), 'image'), cli.plural(faces, 'face'), empty, failed,
              ', %d missing' % len(problems) if problems else '', args.output))

@@ -15,8 +15,10 @@ prediction in the box's crop gives the five points. `align` predicts the
 faces of several photos together.
 """
 import collections
+import itertools
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -36,6 +38,12 @@ log = logging.getLogger(__name__)
 MIN_FACE_SIDE = 20
 ESSH_PREFIX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            'essh-model', 'essh')
+
+
+class Photo(collections.namedtuple('Photo', 'source image faces error')):
+    """A photo of `Handler.each_photo`: its path (or array), the BGR image,
+    its [Face] (its detections before it is aligned), or the error that
+    stopped it."""
 
 
 class Face(collections.namedtuple('Face', 'landmarks box score confidence')):
@@ -206,10 +214,53 @@ class Handler(object):
             found = essh.Detections.from_boxes(boxes)
         return image, found
 
-    def get_landmarks_from_directory(self, folder, recursive=True):
-        """{image path: [Face]} for every image under `folder`."""
-        return collections.OrderedDict((path, self.get_landmarks(path))
-                                       for path in list_images(folder, recursive))
+    def each_photo(self, photos, boxes_of=None, batch=8):
+        """Photo(source, image, faces, error) for each photo (a path or a BGR
+        array), in order. A thread reads and searches the next photos while
+        the network aligns the faces of the current ones, up to `batch` faces
+        of several photos per network call; memory stays flat whatever the
+        number of photos. `boxes_of(photo)` gives a photo's boxes instead of
+        the detector. A photo that cannot be used carries its error."""
+        def load(photo):
+            try:
+                image, found = self.find(photo, None if boxes_of is None else boxes_of(photo))
+                return Photo(photo, image, found, None)
+            except (ImageError, essh.BoxError) as err:
+                name = photo if isinstance(photo, str) else 'photo'
+                text = str(err) if str(err).startswith(name) else '%s: %s' % (name, err)
+                return Photo(photo, None, None, text)
+
+        def flush(group):
+            usable = [p for p in group if p.error is None]
+            aligned = iter(self.align([p.image for p in usable], [p.faces for p in usable]))
+            return [p if p.error else p._replace(faces=next(aligned)) for p in group]
+
+        ahead = max(2, batch)
+        group, count = [], 0
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = collections.deque()
+            for photo in itertools.chain(photos, [None] * ahead):
+                if photo is not None:
+                    pending.append(pool.submit(load, photo))
+                if len(pending) > ahead or (photo is None and pending):
+                    found = pending.popleft().result()
+                    group.append(found)
+                    count += len(found.faces) if found.error is None else 0
+                    if count >= batch:
+                        yield from flush(group)
+                        group, count = [], 0
+        yield from flush(group)
+
+    def get_landmarks_from_directory(self, folder, recursive=True, batch=8):
+        """{image path: [Face]} for every image under `folder` (see
+        `each_photo`); unreadable images are left out, with a warning."""
+        found = collections.OrderedDict()
+        for photo in self.each_photo(list_images(folder, recursive), batch=batch):
+            if photo.error:
+                log.warning('%s', photo.error)
+            else:
+                found[photo.source] = photo.faces
+        return found
 
     @staticmethod
     def _image(image):

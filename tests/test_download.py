@@ -329,3 +329,51 @@ def test_a_truncated_archive_is_called_incomplete(drive, tmp_path):
     Drive.files[ASSET.drive_id] = archive[:len(archive) // 2]
     with pytest.raises(download.DownloadError, match='the archive is incomplete'):
         _get(drive, tmp_path)
+
+
+def test_an_archive_fetched_elsewhere_installs_with_the_same_checks(tmp_path, capsys):
+    archive, args = _checkpoint_zip(tmp_path, 'hg2d3-cab')
+    fetched = tmp_path / 'laptop' / 'hg2d3-cab.zip'
+    fetched.parent.mkdir()
+    fetched.write_bytes(archive)
+    root = tmp_path / 'root'
+    target = download.download(ASSET, root=str(root), archive=str(fetched))
+    _, loaded, _ = mx.model.load_checkpoint(target + '/model', 0)
+    np.testing.assert_array_equal(loaded['heatmap_weight'].asnumpy(),
+                                  args['heatmap_weight'].asnumpy())
+    assert fetched.read_bytes() == archive                  # the user's file stays
+    other, _ = _checkpoint_zip(tmp_path / 'o', 'hg2d3-hpm')
+    (tmp_path / 'laptop' / 'wrong.zip').write_bytes(other)
+    with pytest.raises(download.DownloadError, match='does not match the hg2d3-cab network'):
+        download.download(ASSET, root=str(tmp_path / 'other-root'),
+                          archive=str(tmp_path / 'laptop' / 'wrong.zip'))
+    assert (tmp_path / 'laptop' / 'wrong.zip').is_file()
+    assert not (tmp_path / 'other-root' / 'models' / 'model-hg2d3-cab').exists()
+    with pytest.raises(SystemExit):
+        download.main(['hg2d3-cab', 'essh', '--from', str(fetched)])
+    assert '--from installs one archive' in capsys.readouterr().err
+
+
+def test_urls_say_where_to_fetch_each_asset_by_hand(capsys):
+    assert download.main(['--urls', 'hg2d3-cab', 'data_2d']) == 0
+    out = capsys.readouterr().out
+    assert 'id=%s' % ASSET.drive_id in out and 'hg2d3-cab --from FILE' in out
+    assert 'data_2d --from FILE' in out and '490 MB' in out
+
+
+@pytest.mark.parametrize('url', ['http://face-align-test.invalid/uc', 'closed-port'])
+def test_an_unreachable_server_is_said_at_once_with_the_way_round_it(url, tmp_path):
+    import socket
+    import time
+    if url == 'closed-port':
+        with socket.socket() as sock:
+            sock.bind(('127.0.0.1', 0))
+            url = 'http://127.0.0.1:%d/uc' % sock.getsockname()[1]
+    started = time.time()
+    with pytest.raises(download.Unreachable) as err:
+        download.download(ASSET, root=str(tmp_path), base_url=url, progress=False, backoff=5)
+    assert time.time() - started < 5                       # no retries with backoff
+    text = str(err.value)
+    assert 'cannot reach' in text and 'offline or air-gapped' in text
+    assert '--urls hg2d3-cab' in text and 'hg2d3-cab --from FILE' in text
+    assert not list(tmp_path.rglob('*.part'))

@@ -238,3 +238,16 @@ def test_no_library_reads_the_configuration_with_a_default():
     found = subprocess.run(['grep', '-rn', 'cfg.get(', 'core', 'data', 'symbol', 'essh'],
                            cwd=str(ROOT), capture_output=True, text=True).stdout
     assert found == ''
+
+
+def test_the_scripts_and_the_api_work_from_any_folder(tmp_path):
+    """make setup puts the checkout on the venv's path."""
+    proc = subprocess.run([sys.executable, '-m', 'data.build', '--help'], cwd=str(tmp_path),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and 'usage:' in proc.stdout, proc.stderr
+    proc = subprocess.run([sys.executable, '-c', 'from core.handler import Handler; print(1)'],
+                          cwd=str(tmp_path), capture_output=True, text=True)
+    assert proc.stdout.strip() == '1', proc.stderr
+    proc = subprocess.run([sys.executable, str(ROOT / 'test.py'), '--help'], cwd=str(tmp_path),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and '--batch' in proc.stdout

@@ -5,6 +5,8 @@ unpack them.
     python -m tools.download --list
     python -m tools.download hg2d3-cab essh
     python -m tools.download all
+    python -m tools.download --urls hg2d3-cab            # to fetch on another machine
+    python -m tools.download hg2d3-cab --from model-hg2d3-cab.zip   # and install it here
 
 Transfers resume from `*.part` files (checking that the server resumes where
 asked); Drive's redirects and its large-file confirmation form are followed;
@@ -23,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import sys
 import tarfile
 import tempfile
@@ -62,6 +65,24 @@ def assets():
 
 class DownloadError(RuntimeError):
     """A download, archive or checkpoint that cannot be used; says which and why."""
+
+
+def drive_url(drive_id, base_url=None):
+    return '%s?%s' % (base_url or DRIVE_URL, urllib.parse.urlencode({'export': 'download',
+                                                                   'id': drive_id}))
+
+
+def unreachable(err):
+    """Whether a failure means the server cannot be reached at all (no
+    name resolution, connection refused): retrying will not help."""
+    reason = getattr(err, 'reason', err)
+    return isinstance(reason, (socket.gaierror, ConnectionRefusedError))
+
+
+def offline_hint(asset):
+    return ('fetch %s on a machine with internet access (python -m tools.download --urls %s) '
+            'and install it here with python -m tools.download %s --from FILE'
+            % (drive_url(asset.drive_id), asset.name, asset.name))
 
 
 # Transfer ---------------------------------------------------------------------
@@ -133,8 +154,7 @@ def fetch(name, drive_id, dest, base_url=None, progress=True, backoff=2.0):
     or error page stops with Google's message; a 4xx answer is not retried,
     429 and connection errors are, with exponential backoff."""
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
-    url = '%s?%s' % (base_url or DRIVE_URL, urllib.parse.urlencode({'export': 'download',
-                                                                  'id': drive_id}))
+    url = drive_url(drive_id, base_url)
     part = dest + '.part'
     failures = pages = 0
     while True:
@@ -151,6 +171,9 @@ def fetch(name, drive_id, dest, base_url=None, progress=True, backoff=2.0):
             continue
         except (urllib.error.URLError, ConnectionError, TimeoutError,
                 http.client.HTTPException) as err:
+            if unreachable(err):
+                raise Unreachable('%s: cannot reach %s (%s)' % (
+                    name, urllib.parse.urlsplit(url).netloc, getattr(err, 'reason', err)))
             failures = _wait(name, failures, backoff, err)
             continue
         if response.headers.get_content_type() == 'text/html':
@@ -175,6 +198,10 @@ def fetch(name, drive_id, dest, base_url=None, progress=True, backoff=2.0):
             continue
         os.replace(part, dest)
         return dest
+
+
+class Unreachable(DownloadError):
+    """The server cannot be reached from this machine."""
 
 
 def _wait(name, failures, backoff, cause):
@@ -341,25 +368,43 @@ def install(staging, target, name):
     return new
 
 
-def download(asset, root=ROOT, base_url=None, progress=True, force=False, backoff=2.0):
-    """Fetch, test, unpack, check and install one asset; returns its folder.
-    Only the asset's own files are written (or, with `force`, replaced)."""
+def download(asset, root=ROOT, base_url=None, progress=True, force=False, backoff=2.0,
+             archive=None):
+    """Fetch (or take the `archive` fetched elsewhere), test, unpack, check
+    and install one asset; returns its folder. Only the asset's own files
+    are written (or, with `force`, replaced); `archive` is never deleted."""
     target = os.path.join(root, asset.target)
     if present(asset, root) and not force:
         print('%s: already present in %s' % (asset.name, target))
         return target
+    if archive is not None:
+        if not os.path.isfile(archive):
+            raise DownloadError('%s: --from %s does not exist' % (asset.name, archive))
+        install_archive(asset, archive, target)
+        return target
     cache = os.path.join(root, '.downloads')
     os.makedirs(cache, exist_ok=True)
-    archive = fetch(asset.name, asset.drive_id, os.path.join(cache, asset.name + '.archive'),
-                    base_url, progress, backoff)
+    try:
+        fetched = fetch(asset.name, asset.drive_id, os.path.join(cache, asset.name + '.archive'),
+                        base_url, progress, backoff)
+    except Unreachable as err:
+        raise Unreachable('%s; this machine may be offline or air-gapped: %s'
+                          % (err, offline_hint(asset)))
+    try:
+        install_archive(asset, fetched, target)
+    except DownloadError:
+        os.remove(fetched)          # a damaged archive is not kept for resuming
+        raise
+    os.remove(fetched)
+    return target
+
+
+def install_archive(asset, archive, target):
+    """Test, unpack, check and install `archive` as `asset` in `target`."""
     os.makedirs(os.path.dirname(target) or '.', exist_ok=True)
     work = tempfile.mkdtemp(prefix='.%s-' % asset.name, dir=os.path.dirname(target) or '.')
     try:
-        try:
-            unpack(archive, os.path.join(work, 'unpacked'), asset.name)
-        except DownloadError:
-            os.remove(archive)          # a damaged archive is not kept for resuming
-            raise
+        unpack(archive, os.path.join(work, 'unpacked'), asset.name)
         staging = os.path.join(work, 'staging')
         if asset.kind == 'checkpoint':
             install_checkpoint(os.path.join(work, 'unpacked'), staging, 'model', asset.name)
@@ -374,9 +419,20 @@ def download(asset, root=ROOT, base_url=None, progress=True, force=False, backof
         install(staging, target, asset.name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    os.remove(archive)
     print('%s: installed in %s' % (asset.name, target))
-    return target
+
+
+def print_urls(names, table):
+    """Where each asset can be fetched by hand, and what is checked."""
+    for name in names:
+        asset = table[name]
+        size = '%d MB' % asset.size_mb if asset.size_mb else 'size not published'
+        print('%s: %s\n  save it under any name (e.g. %s.zip, %s), then: python -m '
+              'tools.download %s --from FILE\n  no checksum is published; the archive is '
+              'tested, unpacked in a scratch folder%s before anything is installed'
+              % (name, drive_url(asset.drive_id), name, size, name,
+                 ' and its checkpoint compared with this network' if asset.kind == 'checkpoint'
+                 else ''))
 
 
 def main(argv=None):
@@ -385,6 +441,10 @@ def main(argv=None):
     parser.add_argument('names', nargs='*', help='names from --list, or all')
     parser.add_argument('--list', action='store_true', help='show what is available and present')
     parser.add_argument('--force', action='store_true', help='download again when present')
+    parser.add_argument('--urls', action='store_true',
+                        help='print where the names can be fetched by hand, and install nothing')
+    parser.add_argument('--from', dest='archive', metavar='FILE',
+                        help='install the archive FILE (fetched elsewhere) as the one name given')
     args = parser.parse_args(argv)
     if args.list or not args.names:
         print('%-15s %-10s %8s  %-7s %s' % ('name', 'kind', 'size', 'present', 'folder'))
@@ -398,10 +458,18 @@ def main(argv=None):
     if unknown:
         parser.error('unknown name(s) %s; choose from %s or all' % (', '.join(unknown),
                                                                    ', '.join(table)))
+    if args.urls:
+        print_urls(names, table)
+        return 0
+    if args.archive and len(names) != 1:
+        parser.error('--from installs one archive: give exactly one name')
     failed = 0
     for name in names:
         try:
-            download(table[name], force=args.force)
+            download(table[name], force=args.force, archive=args.archive)
+        except Unreachable as err:
+            print('error: %s' % err, file=sys.stderr)
+            return 1 + failed        # the others cannot be reached either
         except DownloadError as err:
             print('error: %s' % err, file=sys.stderr)
             failed += 1

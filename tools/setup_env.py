@@ -143,6 +143,16 @@ def digest(chosen, lines):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def link_checkout(site_packages, root=ROOT):
+    """A .pth file that puts this checkout on the venv's path, so that its
+    scripts, `python -m data.build` and the Python API work from any folder."""
+    path = os.path.join(site_packages, 'face_align_checkout.pth')
+    with open(path + '.tmp', 'w') as f:
+        f.write(root + '\n')
+    os.replace(path + '.tmp', path)
+    return path
+
+
 def resolve(version, sets):
     """Dry-run installs of every set for Python `version` (x86_64 Linux
     wheels only); returns [(set, ok, the first error line)]."""
@@ -209,6 +219,7 @@ def main(argv=None):
                 print('then: the CUDA library hook (tools/cuda_libs.py) in %s'
                       % sysconfig.get_paths()['purelib'])
             return 0
+        link_checkout(sysconfig.get_paths()['purelib'])
         stamp = digest(chosen, lines)
         if os.path.isfile(args.stamp) and open(args.stamp).read() == stamp:
             print('packages up to date (%s)' % ', '.join(packages(chosen)))
