@@ -225,7 +225,7 @@ class Handler(object):
             try:
                 image, found = self.find(photo, None if boxes_of is None else boxes_of(photo))
                 return Photo(photo, image, found, None)
-            except (ImageError, essh.BoxError) as err:
+            except (ImageError, essh.BoxError, OSError) as err:
                 name = photo if isinstance(photo, str) else 'photo'
                 text = str(err) if str(err).startswith(name) else '%s: %s' % (name, err)
                 return Photo(photo, None, None, text)

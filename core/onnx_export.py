@@ -47,6 +47,9 @@ def ort_session(path, threads=None, gpu=-1):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or usable_cpus()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Threads that wait sleep rather than spin: the photo pipeline detects the
+    # next photos on the same cores meanwhile.
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     session = ort.InferenceSession(path, options, providers=providers)
     fallback = confirm_onnx_providers(session, gpu)
     if fallback:

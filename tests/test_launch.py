@@ -93,7 +93,7 @@ def test_a_worker_failing_at_start_up_ends_the_whole_job(faces, tmp_path):
 def test_sigkill_of_one_worker_ends_the_other_within_the_timeout(faces, tmp_path, trial):
     """No help from the launcher (a long --grace): the survivor's watchdog
     ends it, wherever it waits (update, loss read, vote, validation)."""
-    timeout = 10
+    timeout = 6
     log_path = tmp_path / 'log.txt'
     proc = _launcher(['-n', '2', '-s', '1', '--grace', '600'] + TRAIN + [
         '--prefix', tmp_path / 'model', '--set', 'dataset_path=%s' % faces,
