@@ -2,6 +2,7 @@
 it shows exists and is made by `make figures`, its Python example runs, and
 its "Train on your data" walk-through goes from .pts folders to a trained
 checkpoint and its NME."""
+import json
 import os
 import re
 import shlex
@@ -103,15 +104,28 @@ def test_every_picture_exists_and_make_figures_makes_them(tmp_path):
         assert cv2.imread(str(ROOT / picture)) is not None, picture
     make = subprocess.run(['make', '-n', 'figures'], cwd=str(ROOT), capture_output=True,
                           text=True)
-    assert '-m tools.figures --out docs/figures' in make.stdout
+    assert '-m tools.figures --out docs/figures --readme README.md' in make.stdout
     out = tmp_path / 'figures'
+    readme = tmp_path / 'README.md'
+    readme.write_text(README)
     proc = subprocess.run([sys.executable, '-m', 'tools.figures', '--out', str(out),
-                           '--train-faces', '64', '--test-faces', '16', '--epochs', '3'],
+                           '--train-faces', '64', '--test-faces', '16', '--epochs', '3',
+                           '--readme', str(readme)],
                           cwd=str(ROOT), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     for picture in pictures:
         made = cv2.imread(str(out / Path(picture).name))
         assert made is not None and made.shape[1] <= 720, picture
+    from tools.figures import quote
+    found = json.loads((out / 'numbers.json').read_text())
+    assert found['steps'] > 0 and quote(found) in readme.read_text()
+
+
+def test_the_readme_quotes_what_make_figures_measured():
+    """The demo's figures in the README are the last `make figures` run's."""
+    from tools.figures import MARKS, quote
+    found = json.loads((ROOT / 'docs' / 'figures' / 'numbers.json').read_text())
+    assert MARKS[0] + quote(found) + MARKS[1] in README
 
 
 def test_the_python_api_example_runs(tmp_path):

@@ -1,13 +1,18 @@
-"""The README's pictures, made by the project itself (`make figures`): run
-the demo (or take an earlier demo's folder with --from) and write a landmark
-overlay, the loss/NME curves and a CED plot to docs/figures/.
+"""The README's pictures and demo figures, made by the project itself (`make
+figures`): run the demo (or take an earlier demo's folder with --from), write
+a landmark overlay, the loss/NME curves and a CED plot to docs/figures/, the
+demo's measured NMEs to docs/figures/numbers.json, and (with --readme) the
+README's sentence quoting them, between its `<!-- demo-figures -->` marks.
 
-    python -m tools.figures --out docs/figures
+    python -m tools.figures --out docs/figures --readme README.md
     python -m tools.figures --from demo-output --out docs/figures
 """
 import argparse
+import csv
 import glob
+import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -48,6 +53,39 @@ def write_figures(demo, out):
     return written
 
 
+MARKS = ('<!-- demo-figures -->', '<!-- /demo-figures -->')
+
+
+def numbers(demo):
+    """{untrained, trained, steps} of a demo folder: the NME at step 0 and
+    of the best checkpoint on the synthetic test set (percent), and the steps."""
+    with open(os.path.join(demo, 'model', 'model-log.csv')) as f:
+        rows = list(csv.DictReader(f))
+    column = next(k for k in rows[0] if k.startswith('nme_'))
+    summaries = sorted(glob.glob(os.path.join(demo, 'nme', '*', 'summary.json')))
+    if not summaries:
+        raise ValueError('%s has no nme/*/summary.json; is it a demo folder?' % demo)
+    with open(summaries[0]) as f:
+        trained = json.load(f)['nme']
+    return {'untrained': round(float(rows[0][column]), 1), 'trained': round(trained, 1),
+            'steps': max(int(r['step']) for r in rows)}
+
+
+def quote(found):
+    return '(%.1f%% untrained, %.1f%% after %d steps)' % (found['untrained'], found['trained'],
+                                                         found['steps'])
+
+
+def update_readme(path, found):
+    """Put `quote(found)` between the README's marks."""
+    with open(path) as f:
+        text = f.read()
+    pattern = re.compile(re.escape(MARKS[0]) + '.*?' + re.escape(MARKS[1]), re.S)
+    if not pattern.search(text):
+        raise ValueError('%s has no %s ... %s marks' % (path, MARKS[0], MARKS[1]))
+    write_atomic(path, pattern.sub(lambda _: MARKS[0] + quote(found) + MARKS[1], text))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', default='docs/figures')
@@ -55,6 +93,7 @@ def main(argv=None):
     parser.add_argument('--train-faces', type=int, default=1500, help='for the demo run')
     parser.add_argument('--test-faces', type=int, default=100, help='for the demo run')
     parser.add_argument('--epochs', type=int, default=6, help='for the demo run')
+    parser.add_argument('--readme', help='README to quote the demo\'s figures in')
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         demo = args.demo
@@ -65,6 +104,12 @@ def main(argv=None):
                             str(args.test_faces), '--epochs', str(args.epochs)], check=True)
         for path in write_figures(demo, args.out):
             print('wrote %s' % path)
+        found = numbers(demo)
+        print('wrote %s %s' % (write_atomic(os.path.join(args.out, 'numbers.json'),
+                                            json.dumps(found, indent=1)), quote(found)))
+        if args.readme:
+            update_readme(args.readme, found)
+            print('quoted them in %s' % args.readme)
     return 0
 
 
