@@ -1,7 +1,7 @@
 """What every script does around its work: a user's mistake is one line on
 stderr and exit code 1 (the traceback only with --debug), Ctrl-C is exit
-130 (SIGTERM 143 where a script handles it), and third-party chatter (MXNet's oneDNN notices, hidden by `core`)
-shows only when asked for."""
+130 (SIGTERM 143 where a script handles it), and third-party chatter
+(MXNet's oneDNN notices, hidden by `core`) shows only when asked for."""
 import logging
 import os
 import sys

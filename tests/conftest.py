@@ -32,6 +32,17 @@ def small_cfg():
     return make
 
 
+def wait_for(predicate, timeout=120, what='condition'):
+    """Poll `predicate` until it holds; AssertionError after `timeout` s."""
+    import time
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError('timed out waiting for %s' % what)
+
+
 # A network small enough to train in seconds on the CPU.
 SMALL_NETWORK = ['--set', 'multiplier=0.125', '--set', 'net_stacks=1', '--set', 'net_n=2',
                  '--set', 'net_block=resnet']

@@ -13,7 +13,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import SMALL_NETWORK
+from conftest import SMALL_NETWORK, wait_for
 from core import checkpoint, run
 from data import synth
 from tools import launch
@@ -57,15 +57,6 @@ def _workers(role='worker'):
     return found
 
 
-def _wait_for(predicate, timeout, what):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError('timed out waiting for %s' % what)
-
-
 def test_a_worker_failing_at_start_up_ends_the_whole_job(faces, tmp_path):
     """One worker is given a missing dataset: it says so, the others (in
     kvstore creation or init) end, and the launcher exits non-zero, naming it."""
@@ -100,12 +91,12 @@ def test_sigkill_of_one_worker_ends_the_other_within_the_timeout(faces, tmp_path
         '--lr-epoch-step', '50', '--verbose', '3', '--dist-timeout', str(timeout)], log_path)
     try:
         step = 2 + 2 * trial          # different places of the loop
-        _wait_for(lambda: 'step %d ' % step in log_path.read_text(), 120, 'step %d' % step)
+        wait_for(lambda: 'step %d ' % step in log_path.read_text(), 120, 'step %d' % step)
         victim = 1 if trial % 2 else 0
         os.kill(_workers()[victim], signal.SIGKILL)
         killed = time.time()
         survivor = 1 - victim
-        _wait_for(lambda: survivor not in _workers(), timeout + 10,
+        wait_for(lambda: survivor not in _workers(), timeout + 10,
                   'worker %d to end after its peer was killed' % survivor)
         print('trial %d: worker %d killed at step %d, worker %d ended %.1f s later'
               % (trial, victim, step, survivor, time.time() - killed))
@@ -131,7 +122,7 @@ def test_ctrl_c_stops_every_worker_after_the_same_step_and_resume_is_exact(faces
     prefix = tmp_path / 'cut' / 'model'
     log_path = tmp_path / 'log.txt'
     proc = _launcher(['-n', '2', '-s', '1'] + common + ['--prefix', prefix], log_path)
-    _wait_for(lambda: 'step 5 ' in log_path.read_text(), 120, 'step 5')
+    wait_for(lambda: 'step 5 ' in log_path.read_text(), 120, 'step 5')
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) == 130
     output = log_path.read_text()
@@ -173,15 +164,22 @@ exec env -i PATH=/usr/bin:/bin /bin/bash -c "$*"
 '''
 
 
-def test_the_ssh_launcher_runs_this_interpreter_with_the_jobs_variables(faces, tmp_path):
+@pytest.fixture
+def ssh_env(tmp_path):
+    """An environment whose `ssh` is the stand-in, logging to ssh.log."""
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     (bin_dir / 'ssh').write_text(FAKE_SSH)
     (bin_dir / 'ssh').chmod(0o755)
+    return dict(os.environ, PATH='%s:%s' % (bin_dir, os.environ['PATH']),
+                FAKE_SSH_LOG=str(tmp_path / 'ssh.log'))
+
+
+def test_the_ssh_launcher_runs_this_interpreter_with_the_jobs_variables(faces, tmp_path,
+                                                                        ssh_env):
     (tmp_path / 'hosts').write_text('# the cluster\nnode-a\nnode-b\n')
-    env = dict(os.environ, PATH='%s:%s' % (bin_dir, os.environ['PATH']),
-               FAKE_SSH_LOG=str(tmp_path / 'ssh.log'), CUDA_VISIBLE_DEVICES='',
-               FACE_ALIGN_PROBE='passed', UNRELATED_VARIABLE='kept here')
+    env = dict(ssh_env, CUDA_VISIBLE_DEVICES='', FACE_ALIGN_PROBE='passed',
+               UNRELATED_VARIABLE='kept here')
     probe = 'import os; print("seen", os.environ.get("CUDA_VISIBLE_DEVICES") == "", ' \
             'os.environ.get("FACE_ALIGN_PROBE"), os.environ.get("UNRELATED_VARIABLE"))'
     proc = subprocess.run(
@@ -201,14 +199,9 @@ def test_the_ssh_launcher_runs_this_interpreter_with_the_jobs_variables(faces, t
     assert '-o BatchMode=yes' in hosts
 
 
-def test_ctrl_c_reaches_a_worker_over_ssh(tmp_path):
-    bin_dir = tmp_path / 'bin'
-    bin_dir.mkdir()
-    (bin_dir / 'ssh').write_text(FAKE_SSH)
-    (bin_dir / 'ssh').chmod(0o755)
+def test_ctrl_c_reaches_a_worker_over_ssh(tmp_path, ssh_env):
     (tmp_path / 'hosts').write_text('node-a\n')
-    env = dict(os.environ, PATH='%s:%s' % (bin_dir, os.environ['PATH']),
-               FAKE_SSH_LOG=str(tmp_path / 'ssh.log'))
+    env = ssh_env
     waiter = ('import os, signal, sys, time; signal.signal(signal.SIGINT, lambda *a: '
               '(print("got SIGINT", flush=True), sys.exit(5))); print("ready", flush=True); '
               'time.sleep(120 if os.environ["DMLC_ROLE"] == "worker" else 1)')
@@ -216,7 +209,7 @@ def test_ctrl_c_reaches_a_worker_over_ssh(tmp_path):
     proc = _launcher(['--cluster', 'ssh', '--host-file', tmp_path / 'hosts', '--host-ip',
                       '127.0.0.1', '-n', '1', '-s', '1', 'python', '-c', "'%s'" % waiter],
                      log_path, env)
-    _wait_for(lambda: '[worker 0@node-a] ready' in log_path.read_text(), 60, 'the worker')
+    wait_for(lambda: '[worker 0@node-a] ready' in log_path.read_text(), 60, 'the worker')
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 5
     assert '[worker 0@node-a] got SIGINT' in log_path.read_text()

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import train
-from conftest import SMALL_NETWORK
+from conftest import SMALL_NETWORK, wait_for
 from core import checkpoint, run
 from core.config import load_config, published_config
 from core.optimizer import EpochStepSchedule, ONadam, parse_epoch_steps
@@ -292,15 +292,6 @@ def _start(args, log_path):
                             stdout=open(log_path, 'w'), stderr=subprocess.STDOUT)
 
 
-def _wait_for(predicate, timeout=120, what='condition'):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError('timed out waiting for %s' % what)
-
-
 def _state_step(prefix):
     try:
         return run.read_state(str(prefix))['step']
@@ -311,7 +302,7 @@ def _state_step(prefix):
 def test_sigkill_then_resume_equals_the_uninterrupted_run(finished, dataset, tmp_path):
     prefix = tmp_path / 'model'
     proc = _start(_args(prefix, dataset, *FINISHED, '--workers', '2'), tmp_path / 'log.txt')
-    _wait_for(lambda: _state_step(prefix) >= 16, what='the state at step 16')
+    wait_for(lambda: _state_step(prefix) >= 16, what='the state at step 16')
     proc.kill()
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
@@ -335,7 +326,7 @@ def test_ctrl_c_then_resume_equals_the_uninterrupted_run_in_every_array(finished
     uninterrupted run's weights, optimizer counts and running statistics."""
     prefix = tmp_path / 'model'
     proc = _start(_args(prefix, dataset, *FINISHED, '--workers', '2'), tmp_path / 'log.txt')
-    _wait_for(lambda: 'step 20 ' in (tmp_path / 'log.txt').read_text(), what='step 20')
+    wait_for(lambda: 'step 20 ' in (tmp_path / 'log.txt').read_text(), what='step 20')
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130
     output = (tmp_path / 'log.txt').read_text()
@@ -355,7 +346,7 @@ def test_sigterm_stops_after_the_step_and_resume_finishes(dataset, tmp_path):
     prefix = tmp_path / 'model'
     proc = _start(_args(prefix, dataset, '--lr-epoch-step', '2', '--verbose', '100',
                         '--workers', '1'), tmp_path / 'log.txt')
-    _wait_for(lambda: 'step 4 ' in (tmp_path / 'log.txt').read_text(), what='step 4')
+    wait_for(lambda: 'step 4 ' in (tmp_path / 'log.txt').read_text(), what='step 4')
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 143
     output = (tmp_path / 'log.txt').read_text()
@@ -422,7 +413,7 @@ def test_two_runs_on_one_prefix(dataset, tmp_path, capsys):
     first = _start(_args(prefix, dataset, '--lr-epoch-step', '50', '--workers', '0'),
                    tmp_path / 'log.txt')
     try:
-        _wait_for(lambda: 'step 2 ' in (tmp_path / 'log.txt').read_text(), what='first run')
+        wait_for(lambda: 'step 2 ' in (tmp_path / 'log.txt').read_text(), what='first run')
         assert train.main(_args(prefix, dataset, '--overwrite')) == 1
         err = capsys.readouterr().err
         assert 'in use by another training run (pid %d on' % first.pid in err
@@ -457,12 +448,12 @@ def test_no_orphans_after_sigkill(dataset, tmp_path):
     prefix = tmp_path / 'model'
     proc = _start(_args(prefix, dataset, '--lr-epoch-step', '50', '--workers', '2'),
                   tmp_path / 'log.txt')
-    _wait_for(lambda: 'step 2 ' in (tmp_path / 'log.txt').read_text(), what='training')
+    wait_for(lambda: 'step 2 ' in (tmp_path / 'log.txt').read_text(), what='training')
     children = _children(proc.pid)
     assert len(children) >= 2
     proc.kill()
     proc.wait()
-    _wait_for(lambda: not any(_alive(pid) for pid in children), timeout=15,
+    wait_for(lambda: not any(_alive(pid) for pid in children), timeout=15,
               what='the workers to exit')
 
 
