@@ -32,6 +32,15 @@ def small_cfg():
     return make
 
 
+def synth_sets(root, **counts):
+    """Synthetic record sets in `root`, e.g. train=64 and ibug=16, each with
+    its own seed (in the order given, from 11); returns `root`."""
+    from data import synth
+    for seed, (name, count) in enumerate(counts.items(), 11):
+        synth.write_records(str(root / name), count, seed=seed, progress=False)
+    return root
+
+
 def wait_for(predicate, timeout=120, what='condition'):
     """Poll `predicate` until it holds; AssertionError after `timeout` s."""
     import time

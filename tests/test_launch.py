@@ -13,9 +13,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import SMALL_NETWORK, wait_for
+from conftest import SMALL_NETWORK, synth_sets, wait_for
 from core import checkpoint, run
-from data import synth
 from tools import launch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,10 +25,7 @@ TRAIN = [sys.executable, 'train.py', '--kvstore', 'dist_sync', '--per-batch-size
 
 @pytest.fixture(scope='module')
 def faces(tmp_path_factory):
-    root = tmp_path_factory.mktemp('dist-data')
-    synth.write_records(str(root / 'train'), 32, seed=21, progress=False)
-    synth.write_records(str(root / 'ibug'), 8, seed=22, progress=False)
-    return root
+    return synth_sets(tmp_path_factory.mktemp('dist-data'), train=32, ibug=8)
 
 
 def _launcher(args, log_path, env=None):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import train
-from conftest import SMALL_NETWORK, wait_for
+from conftest import SMALL_NETWORK, synth_sets, wait_for
 from core import checkpoint, run
 from core.config import load_config, published_config
 from core.optimizer import EpochStepSchedule, ONadam, parse_epoch_steps
@@ -147,10 +147,7 @@ def test_pretrained_mismatch_names_missing_unexpected_and_misshaped(small_cfg):
 
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp('trainset')
-    synth.write_records(str(root / 'train'), 64, seed=11, progress=False)
-    synth.write_records(str(root / 'ibug'), 16, seed=12, progress=False)
-    return root
+    return synth_sets(tmp_path_factory.mktemp('trainset'), train=64, ibug=16)
 
 
 FINISHED = ('--lr-epoch-step', '5,6', '--verbose', '16', '--lr', '2e-3')
