@@ -176,9 +176,11 @@ def _main(argv):
     from core.handler import Handler
     handler = Handler(args.prefix, args.epoch, args.gpu, args.detector, args.threshold,
                       args.decoder, args.backend)
+    given = {path: boxes_for(boxes, path, args.inputs) for path, _, _ in jobs} \
+        if boxes is not None else {}
+
     def boxes_of(path):
-        found = boxes_for(boxes, path, args.inputs)
-        return found if found is not None else essh.checked_boxes([])[0]
+        return given[path] if given[path] is not None else essh.checked_boxes([])[0]
     outputs = {path: (json_path, png_path) for path, json_path, png_path in jobs}
     failed, faces, empty = 0, 0, 0
     with tqdm(total=len(jobs), unit='image', disable=not sys.stderr.isatty()) as bar:
@@ -189,8 +191,8 @@ def _main(argv):
                 log.error('%s', photo.error)
                 failed += 1
                 continue
-            message = 'no box given for this image' if boxes is not None and boxes_for(
-                boxes, photo.source, args.inputs) is None else 'no face found'
+            message = 'no box given for this image' if boxes is not None and \
+                given[photo.source] is None else 'no face found'
             write_result(photo, *outputs[photo.source], message, args)
             faces += len(photo.faces)
             empty += not photo.faces

@@ -164,8 +164,9 @@ class Handler(object):
         first = dict(zip(boxed, zip(*self._predict(
             [(rgbs[i], [(self._box_crop(founds[i].boxes[k]), size)]) for i, k in boxed]))))
         for (i, k), (points, _) in first.items():
-            if plausible_five(five_points(points), founds[i].boxes[k]):
-                fives[i, k] = five_points(points)
+            five = five_points(points)
+            if plausible_five(five, founds[i].boxes[k]):
+                fives[i, k] = five
         second = [face for face in faces if face in fives]
         items = []
         for i, k in second:
