@@ -35,7 +35,7 @@ demo: setup
 	$(PY) -m tools.demo
 
 figures: setup
-	$(PY) -m tools.figures --out docs/figures --readme README.md
+	$(PY) -m tools.figures --measure --out docs/figures --readme README.md
 
 check-installs: $(PY)
 	$(PY) tools/setup_env.py --resolve 3.10

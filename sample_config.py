@@ -16,7 +16,9 @@ run's configuration, which train.py saves beside the checkpoints
 from easydict import EasyDict as edict
 
 config = edict()
-config.num_classes = 68
+config.landmark_scheme = 'ibug68'   # ibug68 | wflw98 | cofw29 | a JSON file (docs/schemes.md)
+config.num_classes = 68           # heatmaps: the scheme's point count
+config.test_targets = []          # sets test_rec_nme.py --all evaluates besides val_targets
 config.record_img_size = 384      # side of the aligned face stored in a record
 config.base_scale = 256           # crop side (in the record) that becomes the input
 config.input_img_size = 128
@@ -81,6 +83,27 @@ dataset.i3d.input_img_size = 128
 dataset.i3d.output_label_size = 64
 dataset.i3d.label_xfirst = False
 dataset.i3d.val_targets = ['AFLW2000-3D']
+
+# WFLW (98 points): python -m data.build --format wflw ... (README, "Other landmark
+# schemes"); the test set and its six attribute subsets, NME by the outer eye corners.
+dataset.wflw = edict()
+dataset.wflw.dataset = 'WFLW'
+dataset.wflw.landmark_scheme = 'wflw98'
+dataset.wflw.landmark_type = '2d'
+dataset.wflw.dataset_path = './data_wflw'
+dataset.wflw.num_classes = 98
+dataset.wflw.val_targets = ['wflw_test']
+dataset.wflw.test_targets = ['wflw_test'] + ['wflw_test_' + a for a in (
+    'largepose', 'expression', 'illumination', 'makeup', 'occlusion', 'blur')]
+
+# COFW with its own 29 points, NME by points 8-9.
+dataset.cofw29 = edict()
+dataset.cofw29.dataset = 'COFW'
+dataset.cofw29.landmark_scheme = 'cofw29'
+dataset.cofw29.landmark_type = '2d'
+dataset.cofw29.dataset_path = './data_cofw29'
+dataset.cofw29.num_classes = 29
+dataset.cofw29.val_targets = ['cofw29_test']
 
 # Training options (the `train` section; train.py's flags override them).
 default = edict()

@@ -117,18 +117,19 @@ def unmatched_keys(mapping, jobs, inputs):
     return sorted(key for key in mapping if key not in used)
 
 
-def write_result(photo, json_path, png_path, message, args):
-    """The photo's JSON (and overlay PNG)."""
+def write_result(photo, json_path, png_path, message, args, scheme):
+    """The photo's JSON (and overlay PNG), the points of landmark `scheme`."""
     from core.visualize import draw_faces, png_bytes
     record = {'image': photo.source, 'width': photo.image.shape[1],
-              'height': photo.image.shape[0], 'faces': [face.to_json() for face in photo.faces]}
+              'height': photo.image.shape[0], 'scheme': scheme.name,
+              'faces': [face.to_json() for face in photo.faces]}
     if not photo.faces:
         record['message'] = message
     write_atomic(json_path, json.dumps(record, indent=1))
     if not args.no_overlay:
         title = cli.plural(len(photo.faces), 'face')
         write_atomic(png_path, png_bytes(draw_faces(photo.image, photo.faces, args.numbers,
-                                                    title)))
+                                                    title, scheme.groups)))
 
 
 def parse_args(argv):
@@ -193,7 +194,7 @@ def _main(argv):
                 continue
             message = 'no box given for this image' if boxes is not None and \
                 given[photo.source] is None else 'no face found'
-            write_result(photo, *outputs[photo.source], message, args)
+            write_result(photo, *outputs[photo.source], message, args, handler.scheme)
             faces += len(photo.faces)
             empty += not photo.faces
             log.info('%s: %s', photo.source, cli.plural(len(photo.faces), 'face')

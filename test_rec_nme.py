@@ -3,7 +3,7 @@ table (docs/protocol.md), with AUC, failure rate, CED curve and a
 per-image CSV.
 
     python test_rec_nme.py --rec data_2d/ibug.rec --prefix ./models/model-hg2d3-cab/model
-    python test_rec_nme.py --all --prefix ./models/model-hg2d3-cab/model   # every val target
+    python test_rec_nme.py --all --prefix ./models/model-hg2d3-cab/model   # every target set
 """
 import argparse
 import logging
@@ -32,7 +32,8 @@ def parse_args(argv):
     parser.add_argument('--dataset', help='ibug | cofw_testset | 300W | AFLW2000-3D (the box top '
                         'raise and normalisation; default: the record name)')
     parser.add_argument('--all', action='store_true',
-                        help="every validation target of the checkpoint's dataset_path")
+                        help="every val_targets and test_targets set of the checkpoint's "
+                        "dataset_path (WFLW: the test set and its six subsets)")
     parser.add_argument('--prefix', required=True)
     parser.add_argument('--epoch', type=int, help='checkpoint number (default: the best)')
     parser.add_argument('--gpu', type=int, default=-1)
@@ -81,11 +82,14 @@ def _main(argv):
     cfg = apply_overrides(checkpoint.cfg, parse_overrides(args.set))
     print(checkpoint.describe())
     if args.all:
-        sets = [(name, os.path.join(cfg.dataset_path, name + '.rec')) for name in cfg.val_targets]
+        names = list(dict.fromkeys(list(cfg.val_targets) + list(cfg.test_targets)))
+        sets = [(name, os.path.join(cfg.dataset_path, name + '.rec')) for name in names]
+        missing = [name for name, rec in sets if not os.path.isfile(rec)]
         sets = [(name, rec) for name, rec in sets if os.path.isfile(rec)]
         if not sets:
-            raise ValueError('no validation target of %s is in %s' % (cfg.val_targets,
-                                                                      cfg.dataset_path))
+            raise ValueError('no set of %s is in %s' % (names, cfg.dataset_path))
+        if missing:
+            log.warning('not in %s, left out: %s', cfg.dataset_path, ', '.join(missing))
     else:
         if not os.path.isfile(args.rec):
             raise FileNotFoundError('record file %s does not exist' % args.rec)
@@ -103,12 +107,24 @@ def _main(argv):
     rows = [evaluate_set(predictor, rec, name, cfg, args.decoder, folder, handler,
                          args.landmark_type) for (name, rec), folder in zip(sets, folders)]
     if len(rows) > 1:
-        print('\n| model | ' + ' | '.join(DATASET_TITLES.get(r['dataset'], r['dataset'])
-                                         for r in rows) + ' |')
-        print('|---|' + '---|' * len(rows))
-        print('| %s | ' % os.path.basename(os.path.dirname(os.path.abspath(args.prefix)))
-              + ' | '.join('%.3f' % r['nme'] for r in rows) + ' |')
+        print(results_table(rows, os.path.basename(os.path.dirname(os.path.abspath(
+            args.prefix))), args.decoder if args.detector is None else
+            '%s detector, %s' % (args.detector, args.decoder)))
     return 0
+
+
+def results_table(rows, model, decoding):
+    """The sets of one evaluation as papers print them: a row per set with
+    NME, failure rate and AUC at 0.10, naming the scheme and normalisation."""
+    lines = ['', '%s: NME by the published protocol (ground-truth box, argmax decoding); FR '
+             'and AUC of the %s line' % (model, decoding),
+             '| set | images | NME % | FR@0.10 % | AUC@0.10 | scheme and normalisation |',
+             '|---|---|---|---|---|---|']
+    for r in rows:
+        lines.append('| %s | %d | %.3f | %.2f | %.4f | %s |' % (
+            DATASET_TITLES.get(r['dataset'], r['dataset']), r['images'], r['nme'],
+            r['failure@0.10'], r['auc@0.10'], r['normalisation']))
+    return '\n'.join(lines)
 
 
 def main(argv=None):

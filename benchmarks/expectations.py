@@ -1,13 +1,19 @@
 """The README's "what to expect" table, measured on this machine: time and
 peak memory of inference per face for each backend (hg2d3-cab, one fresh
 process per backend, its exports made beforehand), and with --commands of
-the set-up on a clean clone, the demo and the test suite (about 15 minutes).
+the set-up on a clean clone, the demo and the test suite (about 25 minutes;
+`../shared` is linked beside the clone when the checkout has it). `make
+figures` runs it with --json and quotes the table in the README.
 
     python -m benchmarks.expectations
-    python -m benchmarks.expectations --commands
+    python -m benchmarks.expectations --commands --json docs/figures/expectations.json
 """
 import argparse
+import json
 import os
+import platform
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,35 +77,66 @@ def inference_rows():
     return rows
 
 
-def command_rows():
+def command_rows(demo_output=None):
+    """Rows of set-up, demo and tests on a clean clone; the demo's folder is
+    copied to `demo_output` when given."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         clone = os.path.join(tmp, 'clone')
         subprocess.run(['git', 'clone', '-q', ROOT, clone], check=True)
+        shared = os.path.join(os.path.dirname(ROOT), 'shared')
+        if os.path.isdir(shared):
+            os.symlink(shared, os.path.join(tmp, 'shared'))
         seconds, peak, _ = measure(['make', 'setup'], clone)
         rows.append(('`make setup` on a clean clone', '%.0f s' % seconds, '%.0f MB' % peak))
         seconds, peak, _ = measure(['make', 'demo'], clone)
         rows.append(('`make demo`', '%.1f min' % (seconds / 60), '%.0f MB' % peak))
-        seconds, peak, _ = measure(['make', 'test'], clone)
-        rows.append(('`make test`', '%.1f min' % (seconds / 60), '%.0f MB' % peak))
+        if demo_output:
+            shutil.copytree(os.path.join(clone, 'demo-output'), demo_output)
+        seconds, peak, out = measure(['make', 'test'], clone)
+        passed = re.findall(r'(\d+) passed', out)
+        rows.append(('`make test` (%s tests%s)' % (
+            passed[-1] if passed else '?',
+            ', `../shared` beside the checkout' if os.path.isdir(shared) else ''),
+            '%.1f min' % (seconds / 60), '%.0f MB' % peak))
     return rows
+
+
+def machine():
+    """The CPU, as the table's caption says it."""
+    from data.workers import usable_cpus
+    name = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            name = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    return '%d cores of %s, no GPU' % (usable_cpus(), name)
+
+
+def table(found):
+    """The Markdown table of a measurement."""
+    lines = ['| what | time | peak memory |', '|---|---|---|']
+    return '\n'.join(lines + ['| %s | %s | %s |' % tuple(row) for row in found['rows']])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--commands', action='store_true',
                         help='also time set-up, the demo and the tests on a clean clone')
+    parser.add_argument('--json', help='write the measurement here too (for make figures)')
+    parser.add_argument('--demo-output', help='with --commands: keep the demo\'s folder here')
     parser.add_argument('--child', nargs=2, metavar=('BACKEND', 'PREFIX'), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(*args.child)
-    from data.workers import usable_cpus
-    rows = (command_rows() if args.commands else []) + inference_rows()
-    print('%d CPUs, no GPU' % usable_cpus())
-    print('| what | time | peak memory |')
-    print('|---|---|---|')
-    for row in rows:
-        print('| %s | %s | %s |' % row)
+    from data.files import write_atomic
+    rows = (command_rows(args.demo_output) if args.commands else []) + inference_rows()
+    found = {'machine': machine(), 'rows': rows}
+    print(found['machine'])
+    print(table(found))
+    if args.json:
+        print('wrote %s' % write_atomic(args.json, json.dumps(found, indent=1)))
 
 
 if __name__ == '__main__':

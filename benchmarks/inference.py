@@ -1,7 +1,8 @@
 """CPU inference speed of a network: MXNet Module, hybridized Gluon (static
 allocation), ONNX Runtime FP32 and INT8, at batch 1 and 8, with operations
 counted from the graph, ratios against the plain MXNet Module measured in
-the same run, and the machine's measured peak for reference.
+the same run, the peak memory of each (one process per runtime), and the
+machine's measured peak for reference.
 
     python -m benchmarks.inference                      # hg2d3-cab, random weights
     python -m benchmarks.inference --model sat2d3-cab
@@ -10,6 +11,8 @@ the same run, and the machine's measured peak for reference.
 import argparse
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -86,32 +89,66 @@ def measured_peaks(threads, size=1024, seconds=2.0):
     return ops / fp32 / 1e9, ops / int8 / 1e9
 
 
-def runners(sym, arg_params, aux_params, batch, onnx_paths, input_size):
+def _runtime(name, checkpoint, onnx_dir, batch):
+    """The call of one runtime at `batch`, its input made here."""
+    size = checkpoint.input_size
+    data = np.random.RandomState(0).uniform(0, 255, (batch, 3, size, size)).astype(np.float32)
+    if name.startswith('onnx'):
+        session = ort_session(os.path.join(onnx_dir, name + '.onnx'))
+        return lambda: session.run(None, {session.get_inputs()[0].name: data})
+    sym, arg_params, aux_params = load_checkpoint(checkpoint.prefix, checkpoint.number)
     pred = inference_symbol(sym)
-    data = np.random.RandomState(0).uniform(0, 255, (batch, 3, input_size, input_size))
-    data = data.astype(np.float32)
-    module = mx.mod.Module(pred, data_names=['data'], label_names=None, context=mx.cpu())
-    module.bind(data_shapes=[('data', data.shape)], for_training=False)
-    module.set_params(arg_params, aux_params, allow_extra=True)
-    batch_data = mx.io.DataBatch([mx.nd.array(data)])
+    if name == 'module':
+        mod = mx.mod.Module(pred, data_names=['data'], label_names=None, context=mx.cpu())
+        mod.bind(data_shapes=[('data', data.shape)], for_training=False)
+        mod.set_params(arg_params, aux_params, allow_extra=True)
+        batch_data = mx.io.DataBatch([mx.nd.array(data)])
 
-    def run_module():
-        module.forward(batch_data, is_train=False)
-        module.get_outputs()[0].wait_to_read()
+        def run():
+            mod.forward(batch_data, is_train=False)
+            mod.get_outputs()[0].wait_to_read()
+        return run
     names = set(pred.list_arguments()) | set(pred.list_auxiliary_states())
     net = to_gluon(sym, {k: v for k, v in arg_params.items() if k in names},
-                   {k: v for k, v in aux_params.items() if k in names},
-                   data_shape=data.shape)
+                   {k: v for k, v in aux_params.items() if k in names}, data_shape=data.shape)
     net.hybridize(static_alloc=True, static_shape=True)
     nd_data = mx.nd.array(data)
+    return lambda: net(nd_data).wait_to_read()
 
-    def run_gluon():
-        net(nd_data).wait_to_read()
-    found = [('MXNet Module', run_module), ('Gluon hybridized', run_gluon)]
-    for label, path in onnx_paths:
-        session = ort_session(path)
-        found.append((label, lambda s=session: s.run(None, {s.get_inputs()[0].name: data})))
-    return found
+
+RUNTIMES = (('module', 'MXNet Module'), ('gluon', 'Gluon hybridized'),
+            ('onnx-fp32', 'ONNX Runtime FP32'), ('onnx-int8', 'ONNX Runtime INT8'))
+
+
+def child(args):
+    """Time one runtime in this fresh process: prints seconds per face and
+    the process's peak memory."""
+    checkpoint = resolve(args.prefix, args.epoch)
+    per_face = timed(_runtime(args.child, checkpoint, args.onnx_dir, args.batch), args.batch,
+                     args.seconds) / args.batch
+    print('MEASURED %.6f %.0f' % (per_face, own_peak_mb()))
+
+
+def own_peak_mb():
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not
+    inherited from the parent across fork and exec)."""
+    with open('/proc/self/status') as f:
+        line = next(l for l in f if l.startswith('VmHWM:'))
+    return int(line.split()[1]) / 1024.0
+
+
+def measure(name, prefix, number, onnx_dir, batch, seconds):
+    """(seconds per face, peak MB) of one runtime, in its own process so
+    that each one's memory is its own."""
+    proc = subprocess.run([sys.executable, '-m', 'benchmarks.inference', '--child', name,
+                           '--prefix', prefix, '--epoch', str(number), '--onnx-dir', onnx_dir,
+                           '--batch', str(batch), '--seconds', str(seconds)],
+                          capture_output=True, text=True)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith('MEASURED ')]
+    if proc.returncode or not lines:
+        raise RuntimeError('%s at batch %d failed:\n%s' % (name, batch, proc.stderr[-2000:]))
+    per_face, peak = lines[-1].split()[1:]
+    return float(per_face), float(peak)
 
 
 def main(argv=None):
@@ -121,7 +158,12 @@ def main(argv=None):
     parser.add_argument('--epoch', type=int, help='checkpoint number (default: the best)')
     parser.add_argument('--batches', default='1,8')
     parser.add_argument('--seconds', type=float, default=8.0, help='timing per measurement')
+    parser.add_argument('--child', choices=[name for name, _ in RUNTIMES], help=argparse.SUPPRESS)
+    parser.add_argument('--onnx-dir', help=argparse.SUPPRESS)
+    parser.add_argument('--batch', type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        return child(args)
     threads = usable_cpus()
     fp32_peak, int8_peak = measured_peaks(threads)
     print('this machine (%d cores): measured peak %.0f GFLOP/s FP32 (matrix product), %.0f GOPS '
@@ -134,21 +176,26 @@ def main(argv=None):
         print('%s: %.2f GFLOP per %dx%d face' % (
             checkpoint.prefix if args.prefix else '%s (random weights)' % args.model, gflop,
             size, size))
-        fp32, int8 = os.path.join(tmp, 'fp32.onnx'), os.path.join(tmp, 'int8.onnx')
+        fp32, int8 = os.path.join(tmp, 'onnx-fp32.onnx'), os.path.join(tmp, 'onnx-int8.onnx')
         export(sym, arg_params, aux_params, fp32, 'dynamic', size)
+        del sym, arg_params, aux_params
         quantize(fp32, int8, checkpoint.cfg, max_loss=None)
+        peaks = [own_peak_mb()]
         for batch in [int(b) for b in args.batches.split(',')]:
-            print('\nbatch %d' % batch)
-            print('  %-22s %10s %9s %13s %10s' % ('runtime', 'ms/face', 'faces/s', 'G(FL)OP/s',
-                                                  'vs Module'))
+            print('\nbatch %d (each runtime in its own process)' % batch)
+            print('  %-22s %10s %9s %13s %10s %9s' % ('runtime', 'ms/face', 'faces/s',
+                                                      'G(FL)OP/s', 'vs Module', 'peak MB'))
             baseline = None
-            for label, fn in runners(sym, arg_params, aux_params, batch,
-                                     [('ONNX Runtime FP32', fp32), ('ONNX Runtime INT8', int8)],
-                                     size):
-                per_face = timed(fn, batch, args.seconds) / batch
+            for name, label in RUNTIMES:
+                per_face, peak = measure(name, checkpoint.prefix, checkpoint.number, tmp, batch,
+                                         args.seconds)
                 baseline = baseline or per_face
-                print('  %-22s %10.1f %9.2f %13.1f %9.2fx' % (
-                    label, per_face * 1e3, 1 / per_face, gflop / per_face, baseline / per_face))
+                peaks.append(peak)
+                print('  %-22s %10.1f %9.2f %13.1f %9.2fx %9.0f' % (
+                    label, per_face * 1e3, 1 / per_face, gflop / per_face, baseline / per_face,
+                    peak))
+    print('\npeak memory of any process of this benchmark: %.0f MB (the export and INT8 '
+          'calibration: %.0f MB)' % (max(peaks), peaks[0]))
 
 
 if __name__ == '__main__':

@@ -96,7 +96,8 @@ KEYS = {
     'multiplier': NUMBER, 'bn_mom': NUMBER, 'workspace': INT, 'per_batch_size': INT,
     'losstype': STR, 'net_coherent': INT, 'net_binarize': INT, 'net_block': STR, 'net_n': INT,
     'net_sat': INT, 'net_dcn': INT, 'net_stacks': INT, 'network': STR, 'dataset': STR,
-    'landmark_type': STR, 'dataset_path': STR, 'val_targets': NAMES,
+    'landmark_type': STR, 'dataset_path': STR, 'val_targets': NAMES, 'landmark_scheme': STR,
+    'test_targets': NAMES,
 }
 TRAIN_KEYS = {
     'prefix': STR, 'pretrained': STR, 'allow_missing': BOOL, 'optimizer': STR, 'lr': NUMBER,
@@ -160,11 +161,37 @@ def check(cfg, where='the configuration'):
         raise ConfigError('%s lacks the config keys %s' % (where, ', '.join(missing)))
     _check_keys({k: v for k, v in cfg.items() if k != 'train'}, KEYS, where)
     _check_keys(cfg['train'], TRAIN_KEYS, where, 'train.')
+    check_scheme(cfg)
     try:
         validate(Config(cfg))
     except ValueError as err:
         raise ConfigError(str(err))
     check_training(Config(cfg['train']))
+
+
+def check_scheme(cfg):
+    """ConfigError unless the landmark scheme loads and the heads predict
+    its number of points."""
+    from data import landmarks
+    try:
+        scheme = landmarks.get(cfg['landmark_scheme'])
+    except landmarks.SchemeError as err:
+        raise ConfigError('config key landmark_scheme: %s' % err)
+    if cfg['num_classes'] != scheme.count:
+        raise ConfigError('num_classes = %d, but the landmark scheme %s has %d points (set '
+                          'num_classes = %d, or leave it out beside landmark_scheme)'
+                          % (cfg['num_classes'], scheme.name, scheme.count, scheme.count))
+
+
+def _points_of_scheme(cfg, section):
+    """num_classes from the scheme where `section` names a scheme but no
+    num_classes."""
+    if 'landmark_scheme' in section and 'num_classes' not in section:
+        from data import landmarks
+        try:
+            cfg['num_classes'] = landmarks.get(section['landmark_scheme']).count
+        except landmarks.SchemeError as err:
+            raise ConfigError('config key landmark_scheme: %s' % err)
 
 
 # Forming ---------------------------------------------------------------------------
@@ -223,6 +250,7 @@ def load_config(network=None, dataset=None, overrides=(), published=False, path=
     cfg = dict(parts['config'])
     cfg.update(parts['network'][network])
     cfg.update(parts['dataset'][dataset])
+    _points_of_scheme(cfg, parts['dataset'][dataset])
     # A config key among the training defaults (older copies kept
     # per_batch_size there) sets that key.
     cfg.update({k: v for k, v in default.items() if k in KEYS and k not in SECTION_KEYS})
@@ -245,8 +273,8 @@ def restore(saved, where):
 
 def _formed(cfg, overrides, where):
     cfg = _thaw(cfg)
-    items = overrides.items() if isinstance(overrides, dict) else parse_overrides(overrides).items()
-    for key, value in items:
+    items = dict(overrides) if isinstance(overrides, dict) else parse_overrides(overrides)
+    for key, value in items.items():
         section, name = (cfg['train'], key[len('train.'):]) if key.startswith('train.') \
             else (cfg, key)
         table = TRAIN_KEYS if section is not cfg else KEYS
@@ -254,6 +282,7 @@ def _formed(cfg, overrides, where):
             raise ConfigError('unknown config key %r (known: %s)'
                               % (key, ', '.join(sorted(table))))
         section[name] = value
+    _points_of_scheme(cfg, items)
     check(cfg, where)
     return _freeze(cfg)
 

@@ -3,10 +3,10 @@
     from core.handler import Handler
     handler = Handler('models/model-hg2d3-cab/model')     # its best checkpoint
     for face in handler.get_landmarks('photo.jpg'):       # a path or a BGR array
-        face.landmarks      # (68, 2) x, y in photo pixels
+        face.landmarks      # (P, 2) x, y in photo pixels (68 for the iBUG scheme)
         face.box            # x1, y1, x2, y2
         face.score          # the detector's score in [0, 1]
-        face.confidence     # (68,) heatmap peak of each point
+        face.confidence     # (P,) heatmap peak of each point
 
 Faces come from the detector (`essh.create`), or from `boxes` you give.
 Faces whose detector gives plausible five points (libfacedetection, ESSH)
@@ -25,7 +25,7 @@ import numpy as np
 import essh
 from data import geometry
 from data.images import ImageError, list_images, read_image, to_bgr8
-from data.landmarks import five_points
+from data import landmarks
 
 from . import protocol
 from .devices import inference_context
@@ -47,8 +47,9 @@ class Photo(collections.namedtuple('Photo', 'source image faces error')):
 
 
 class Face(collections.namedtuple('Face', 'landmarks box score confidence')):
-    """One face: 68 (x, y) landmarks, its box (x1, y1, x2, y2), the detector's
-    score and a per-point confidence (heatmap peak)."""
+    """One face: its (x, y) landmarks (of the model's landmark scheme), its
+    box (x1, y1, x2, y2), the detector's score and a per-point confidence
+    (heatmap peak)."""
 
     def to_json(self):
         return {'box': [round(float(v), 2) for v in self.box], 'score': round(float(self.score), 4),
@@ -94,6 +95,7 @@ class Handler(object):
         log.info('%s', self.checkpoint.describe())
         self.predictor = predictor or make_predictor(self.checkpoint, backend, gpu)
         self.input_size, self.decoder = self.checkpoint.input_size, decoder
+        self.scheme = landmarks.get(self.checkpoint.cfg.landmark_scheme)
         if isinstance(detector, essh.Detector):
             self.detector = detector
         elif detector == 'essh':
@@ -108,7 +110,7 @@ class Handler(object):
         """(points in photo pixels, heatmap peaks) of each (image_rgb, chain
         of transforms photo -> crop), all crops in one predictor call."""
         if not items:
-            return np.zeros((0, 68, 2)), np.zeros((0, 68))
+            return np.zeros((0, self.scheme.count, 2)), np.zeros((0, self.scheme.count))
         crops = []
         for image_rgb, chain in items:
             current = image_rgb
@@ -164,7 +166,7 @@ class Handler(object):
         first = dict(zip(boxed, zip(*self._predict(
             [(rgbs[i], [(self._box_crop(founds[i].boxes[k]), size)]) for i, k in boxed]))))
         for (i, k), (points, _) in first.items():
-            five = five_points(points)
+            five = self.scheme.five_points(points)
             if plausible_five(five, founds[i].boxes[k]):
                 fives[i, k] = five
         second = [face for face in faces if face in fives]

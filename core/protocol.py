@@ -49,10 +49,11 @@ def box_crop(box, size, box_scale=EVAL_BOX_SCALE):
                      [0, scale, size / 2.0 - scale * centre[1]]])
 
 
-def eval_transforms(points, top_raise, input_size):
-    """The two transforms of the protocol: the 5-point similarity to the
-    record template, then the box crop to the input size."""
-    align = geometry.alignment_transform(points)
+def eval_transforms(points, top_raise, input_size, scheme=landmarks.DEFAULT):
+    """The two transforms of the protocol: the 5-point similarity (by the
+    landmark scheme's five points) to the record template, then the box
+    crop to the input size."""
+    align = geometry.alignment_transform(points, scheme)
     box = landmark_box(geometry.apply(align, points), top_raise)
     return align, box_crop(box, input_size)
 
@@ -61,11 +62,12 @@ class EvalCrop(object):
     """The protocol's crop for one test set, as the evaluation iterator
     takes it: points -> (align, crop) transforms."""
 
-    def __init__(self, dataset, input_size):
+    def __init__(self, dataset, input_size, scheme=landmarks.DEFAULT):
         self.top_raise, self.input_size = top_raise_for(dataset), input_size
+        self.scheme = scheme
 
     def __call__(self, points):
-        return eval_transforms(points, self.top_raise, self.input_size)
+        return eval_transforms(points, self.top_raise, self.input_size, self.scheme)
 
 
 # Decoding ------------------------------------------------------------------------
@@ -149,26 +151,22 @@ def round_trip_ground_truth(points, align, crop, landmark_type):
     return to_record_frame(in_crop, align, crop)
 
 
-def normaliser(gt, landmark_type, norm='eyes'):
-    """Per-image normalising distance for (N, 68, 2) ground truth: 2D eyes =
-    eye-centre distance, 3D = sqrt(w h) of the landmark box; `ocular` = outer
-    eye corners 36-45; `box` = sqrt(w h) for either."""
-    gt = np.asarray(gt, dtype=np.float64)
-    if norm == 'ocular':
-        outer = landmarks.OUTER_EYE_CORNERS
-        return np.linalg.norm(gt[:, outer[0]] - gt[:, outer[1]], axis=1)
-    if norm == 'box' or landmark_type == '3d':
-        size = gt.max(axis=1) - gt.min(axis=1)
-        return np.sqrt(size[:, 0] * size[:, 1])
-    left, right = landmarks.eye_centres(gt)
-    return np.linalg.norm(left - right, axis=1)
+def normaliser(gt, landmark_type, norm=None, scheme=landmarks.DEFAULT):
+    """Per-image normalising distance of (N, P, 2) ground truth: by the
+    landmark scheme's normalisation `norm` (its published one when None;
+    for the 68 points `eyes`, the eye-centre distance, and `ocular`, the
+    outer eye corners 36-45); `box` = sqrt(w h) of the landmark box, which
+    the 3D sets always use."""
+    if landmark_type == '3d':
+        norm = 'box'
+    return landmarks.get(scheme).normaliser(gt, norm)
 
 
-def nme(pred, gt, landmark_type='2d', norm='eyes'):
-    """Per-image normalised mean error: mean point-to-point distance over the
-    68 points divided by the normaliser."""
+def nme(pred, gt, landmark_type='2d', norm=None, scheme=landmarks.DEFAULT):
+    """Per-image normalised mean error: mean point-to-point distance over
+    the points divided by the normaliser."""
     errors = np.linalg.norm(np.asarray(pred, dtype=np.float64) - gt, axis=2).mean(axis=1)
-    return errors / normaliser(gt, landmark_type, norm)
+    return errors / normaliser(gt, landmark_type, norm, scheme)
 
 
 def ced(errors, threshold, steps=1000):
@@ -189,11 +187,14 @@ def failure_rate(errors, threshold):
     return float(np.mean(np.asarray(errors) > threshold))
 
 
-def metrics(pred, trips, landmark_type):
-    """Per-image NME under the protocol's and the other normalisations."""
-    return {'nme': nme(pred, trips, landmark_type),
-            'nme_ocular': nme(pred, trips, landmark_type, 'ocular'),
-            'nme_box': nme(pred, trips, landmark_type, 'box')}
+def metrics(pred, trips, landmark_type, scheme=landmarks.DEFAULT):
+    """Per-image NME under the protocol's normalisation (`nme`) and each
+    other one of the scheme (`nme_NAME`, e.g. nme_ocular, nme_box)."""
+    scheme = landmarks.get(scheme)
+    found = {'nme': nme(pred, trips, landmark_type, None, scheme)}
+    for norm in scheme.norm_names[1:]:
+        found['nme_' + norm] = nme(pred, trips, landmark_type, norm, scheme)
+    return found
 
 
 # Running it --------------------------------------------------------------------------
@@ -221,8 +222,9 @@ def predict_record_frame(predictor, batches, input_size, landmark_type, decoders
     return {d: np.array(p) for d, p in preds.items()}, np.array(trips), keys
 
 
-def evaluate(predictor, batches, input_size, landmark_type, decoder='argmax'):
-    """Per-image NMEs ({'nme', 'nme_ocular', 'nme_box'}) of one decoder."""
+def evaluate(predictor, batches, input_size, landmark_type, decoder='argmax',
+             scheme=landmarks.DEFAULT):
+    """Per-image NMEs ({'nme', 'nme_ocular', 'nme_box', ...}) of one decoder."""
     preds, trips, _ = predict_record_frame(predictor, batches, input_size, landmark_type,
                                            (decoder,))
-    return metrics(preds[decoder], trips, landmark_type)
+    return metrics(preds[decoder], trips, landmark_type, scheme)

@@ -30,7 +30,8 @@ class QuantizationRefused(ValueError):
 
 def _batches(rec, cfg, dataset):
     it = FaceSegIter(rec, cfg, 8, aug_level=0, workers=0,
-                     eval_crop=protocol.EvalCrop(dataset, cfg.input_img_size))
+                     eval_crop=protocol.EvalCrop(dataset, cfg.input_img_size,
+                                                 cfg.landmark_scheme))
     return list(it)
 
 
@@ -40,8 +41,8 @@ def held_out_nme(session, batches, cfg):
     preds, trips, _ = protocol.predict_record_frame(
         lambda batch: session.run(None, {name: batch.data[0].asnumpy()})[0], batches,
         cfg.input_img_size, cfg.landmark_type)
-    return 100.0 * float(np.mean(protocol.nme(preds['argmax'], trips,
-                                              cfg.landmark_type)))
+    return 100.0 * float(np.mean(protocol.nme(preds['argmax'], trips, cfg.landmark_type,
+                                              scheme=cfg.landmark_scheme)))
 
 
 def calibration_set(calibration, folder, seed=0):
@@ -70,7 +71,10 @@ def quantize(fp32_path, out_path, cfg, calibration=None, max_loss=MAX_LOSS):
         batches = _batches(rec, cfg, name)
         split = max(1, min(len(batches) // 2, CALIBRATION_FACES // 8))
         calibrating, held_out = batches[:split], batches[split:] or batches
-        crops = [b.data[0].asnumpy()[b.valid] for b in calibrating]
+        # One crop per call: ONNX Runtime's calibration graph keeps every
+        # activation of a call alive until its end (about 0.7 GB per crop
+        # for hg2d3-cab), so batches of 8 would peak near 6 GB.
+        crops = [crop[None] for b in calibrating for crop in b.data[0].asnumpy()[b.valid]]
 
         class Crops(CalibrationDataReader):
             def __init__(self):

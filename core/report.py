@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from data import landmarks
 from data.files import write_atomic
 from data.iterator import FaceSegIter
 from data.recordio import RecordError, RecordReader, names_path
@@ -55,7 +56,8 @@ def ground_truth_box_predictions(predictor, rec, dataset, cfg, landmark_type, de
     """The protocol's own crops: ({decoder: points}, round-tripped ground
     truth, record keys)."""
     it = FaceSegIter(rec, cfg, batch_size, aug_level=0, workers=0,
-                     eval_crop=protocol.EvalCrop(dataset, cfg.input_img_size))
+                     eval_crop=protocol.EvalCrop(dataset, cfg.input_img_size,
+                                                 cfg.landmark_scheme))
     return protocol.predict_record_frame(lambda batch: predictor(batch.data[0].asnumpy()), it,
                                          cfg.input_img_size, landmark_type, decoders)
 
@@ -79,7 +81,8 @@ def detector_predictions(handler, rec, dataset, cfg, landmark_type):
         centres = np.array([f.landmarks.mean(axis=0) for f in faces])
         nearest = np.argmin(np.linalg.norm(centres - image.shape[0] / 2.0, axis=1))
         points[key] = faces[nearest].landmarks
-        align, crop = protocol.eval_transforms(truth, top_raise, cfg.input_img_size)
+        align, crop = protocol.eval_transforms(truth, top_raise, cfg.input_img_size,
+                                               cfg.landmark_scheme)
         trips[key] = protocol.round_trip_ground_truth(truth, align, crop, landmark_type)
     return points, trips
 
@@ -93,16 +96,20 @@ def evaluate_set(predictor, rec, dataset, cfg, decoder, folder, handler=None,
     decoders = ('argmax',) if decoder == 'argmax' else ('argmax', decoder)
     preds, trips, keys = ground_truth_box_predictions(predictor, rec, dataset, cfg,
                                                       landmark_type, decoders)
-    original = 100 * protocol.nme(preds['argmax'], trips, landmark_type)
-    chosen = {k: 100 * v for k, v in protocol.metrics(preds[decoder], trips,
-                                                      landmark_type).items()}
-    print('nme on %s is %.3f%% (the published protocol: ground-truth box, argmax decoding)'
-          % (dataset, np.mean(original)))
-    print('  %d images; ground-truth box, %s decoding: nme %.3f%%, inter-ocular %.3f%%, '
-          'box %.3f%%' % (len(trips), decoder, np.mean(chosen['nme']),
-                          np.mean(chosen['nme_ocular']), np.mean(chosen['nme_box'])))
+    scheme = landmarks.get(cfg.landmark_scheme)
+    norm = 'box' if landmark_type == '3d' else scheme.norm
+    original = 100 * protocol.nme(preds['argmax'], trips, landmark_type, None, scheme)
+    chosen = {k: 100 * v for k, v in protocol.metrics(preds[decoder], trips, landmark_type,
+                                                      scheme).items()}
+    print('nme on %s is %.3f%% (the published protocol: ground-truth box, argmax decoding); %s'
+          % (dataset, np.mean(original), scheme.describe(norm)))
+    print('  %d images; ground-truth box, %s decoding: nme %.3f%%, %s' % (
+        len(trips), decoder, np.mean(chosen['nme']), ', '.join(
+            '%s %.3f%%' % (key[4:], np.mean(values)) for key, values in chosen.items()
+            if key != 'nme')))
     summary = {'dataset': dataset, 'images': len(trips), 'nme': float(np.mean(original)),
-               'nme_%s' % decoder: float(np.mean(chosen['nme']))}
+               'nme_%s' % decoder: float(np.mean(chosen['nme'])), 'scheme': scheme.name,
+               'normalisation': scheme.describe(norm)}
     curves = {'ground-truth box, argmax (published protocol)': original / 100}
     names = record_names(rec)
     columns = [('key', keys), ('image', [names.get(k, '') for k in keys]),
@@ -115,9 +122,10 @@ def evaluate_set(predictor, rec, dataset, cfg, decoder, folder, handler=None,
         detected, detected_trips = detector_predictions(handler, rec, dataset, cfg,
                                                         landmark_type)
         found = [k for k in keys if k in detected]
-        errors = 100 * protocol.nme(np.array([detected[k] for k in found]).reshape(-1, 68, 2),
-                                    np.array([detected_trips[k] for k in found]).reshape(
-                                        -1, 68, 2), landmark_type)
+        shape = (-1, scheme.count, 2)
+        errors = 100 * protocol.nme(np.array([detected[k] for k in found]).reshape(shape),
+                                    np.array([detected_trips[k] for k in found]).reshape(shape),
+                                    landmark_type, None, scheme)
         by_key = dict(zip(found, errors))
         detector = type(handler.detector).__name__
         print('  with the %s detector, %s decoding: nme %.3f%% on %d images (%d without a face, '
@@ -131,8 +139,9 @@ def evaluate_set(predictor, rec, dataset, cfg, decoder, folder, handler=None,
     for t in THRESHOLDS:
         summary['auc@%.2f' % t] = protocol.auc(final / 100, t)
         summary['failure@%.2f' % t] = 100 * protocol.failure_rate(final / 100, t)
-        print('  AUC@%.2f %.4f, failure rate@%.2f %.2f%% (of the line above)'
-              % (t, summary['auc@%.2f' % t], t, summary['failure@%.2f' % t]))
+        print('  AUC@%.2f %.4f, failure rate@%.2f %.2f%% (of the line above; %s)'
+              % (t, summary['auc@%.2f' % t], t, summary['failure@%.2f' % t],
+                 scheme.describe(norm)))
     csv_path = os.path.join(folder, 'per-image.csv')
     write_atomic(csv_path, _csv(columns))
     ced_path = write_atomic(os.path.join(folder, 'ced.png'), plot_ced(

@@ -245,7 +245,8 @@ class Trainer(object):
                                       num_parts=self.num_workers)
         self.val_iters = [FaceSegIter(os.path.join(cfg.dataset_path, name + '.rec'), cfg,
                                       self.batch_size, aug_level=0, workers=0,
-                                      eval_crop=protocol.EvalCrop(name, cfg.input_img_size))
+                                      eval_crop=protocol.EvalCrop(name, cfg.input_img_size,
+                                                                  cfg.landmark_scheme))
                           for name in self.targets]
         self.records = self.train_iter.num_records
         self.schedule = self._schedule(self.batch_size)
@@ -391,7 +392,7 @@ class Trainer(object):
         for name, it in zip(self.targets, self.val_iters):
             it.reset()
             nme = protocol.evaluate(predict, it, self.cfg.input_img_size,
-                                    self.cfg.landmark_type)['nme']
+                                    self.cfg.landmark_type, scheme=self.cfg.landmark_scheme)['nme']
             results[name] = 100.0 * float(np.mean(nme))
         return results
 

@@ -11,10 +11,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 WHITE, CYAN, GREEN, YELLOW = (255, 255, 255), (255, 255, 0), (0, 200, 0), (0, 255, 255)
 
 
-def draw_faces(image_bgr, faces, numbers=False, title=None):
-    """A copy of the photo with each face's 68 points as white polylines
-    (jaw, brows, nose, eyes, lips), its box and score; `faces` holds objects
-    with `landmarks`, `box` and `score` (core.handler.Face)."""
+def draw_faces(image_bgr, faces, numbers=False, title=None, groups=GROUPS):
+    """A copy of the photo with each face's points drawn as white polylines
+    by the landmark scheme's `groups` (jaw, brows, nose, eyes, lips), its box
+    and score; `faces` holds objects with `landmarks`, `box` and `score`
+    (core.handler.Face)."""
     out = np.ascontiguousarray(image_bgr).copy()
     height, width = out.shape[:2]
     thick = max(1, int(round(min(width, height) / 400.0)))
@@ -23,7 +24,7 @@ def draw_faces(image_bgr, faces, numbers=False, title=None):
         points = np.asarray(face.landmarks, dtype=np.float64)
         if not np.isfinite(points).all():
             continue
-        for group, closed in GROUPS:
+        for group, closed in groups:
             polyline = np.round(points[list(group)]).astype(np.int32)
             cv2.polylines(out, [polyline], closed, WHITE, thick, cv2.LINE_AA)
         for i, (x, y) in enumerate(np.round(points).astype(int)):
@@ -53,8 +54,6 @@ def png_bytes(image_bgr):
 def plot_ced(curves, threshold, title='Cumulative error distribution'):
     """PNG bytes of CED curves: {label: per-image errors}; x axis NME (%),
     y the fraction of images."""
-    import io
-
     from .protocol import auc, ced
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for label, errors in curves.items():
@@ -65,6 +64,23 @@ def plot_ced(curves, threshold, title='Cumulative error distribution'):
            ylabel='fraction of images', title=title)
     ax.grid(alpha=0.3)
     ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.15), frameon=False)
+    return figure_png(fig)
+
+
+def plot_histogram(series, title, bins=30):
+    """PNG bytes of histograms of per-image NME (%): {label: values}."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for label, values in series.items():
+        ax.hist(np.asarray(values, dtype=np.float64), bins=bins, alpha=0.6, label=label)
+    ax.set(xlabel='NME (%)', ylabel='images', title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.15), frameon=False)
+    return figure_png(fig)
+
+
+def figure_png(fig):
+    """PNG bytes of a matplotlib figure, which is closed."""
+    import io
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format='png', dpi=100, bbox_inches='tight')

@@ -1,12 +1,12 @@
 """Per-sample transforms of docs/data.md ("Training samples"): training crops with
 rotation, scale and mirror, and heatmap targets; plus the warp of a record
 through given evaluation transforms (the protocol itself is the caller's)."""
+import functools
+
 import numpy as np
 
-from . import geometry
-from .landmarks import FLIP_ORDER
+from . import geometry, landmarks
 
-FLIP = np.array(FLIP_ORDER)
 HEATMAP_PEAK = 20.0
 MAX_ROTATION = 40          # rotation r is an integer in [-40, 40)
 SCALE_SIGMA, SCALE_MIN, SCALE_MAX = 0.2, 0.8, 1.2
@@ -14,12 +14,12 @@ DRAW_TRIES = 3
 
 
 def render_heatmaps(points, input_size, label_size, sigma):
-    """(68, label, label) float32 targets for (68, 2) (x, y) points in the
+    """(P, label, label) float32 targets for (P, 2) (x, y) points in the
     input crop: each point at int(p * label/input); sigma 0 puts 1.0 on that
     pixel, else exp(-d^2 / 2 sigma^2) * 20 within a half-width of int(3 sigma)."""
     centres = (np.asarray(points, dtype=np.float64) * (label_size / float(input_size))).astype(int)
     grid = np.arange(label_size)
-    dx = grid[None, :] - centres[:, 0:1]          # (68, label)
+    dx = grid[None, :] - centres[:, 0:1]          # (P, label)
     dy = grid[None, :] - centres[:, 1:2]
     if sigma <= 0:
         gx, gy = (dx == 0).astype(np.float32), (dy == 0).astype(np.float32)
@@ -30,11 +30,21 @@ def render_heatmaps(points, input_size, label_size, sigma):
     return (HEATMAP_PEAK * np.einsum('py,px->pyx', gy, gx)).astype(np.float32)
 
 
-def mirror_points(points, size):
-    """Mirror (x, y) points in a crop of `size` and re-index by the flip order."""
+@functools.lru_cache(maxsize=None)
+def flip_order(scheme):
+    """The flip order of landmark scheme `scheme` (a name or JSON path)."""
+    return np.array(landmarks.get(scheme).flip_order)
+
+
+FLIP = flip_order(landmarks.DEFAULT)      # the 68-point order
+
+
+def mirror_points(points, size, scheme=landmarks.DEFAULT):
+    """Mirror (x, y) points in a crop of `size` and re-index by the flip
+    order of `scheme`."""
     mirrored = np.array(points, dtype=np.float64)
     mirrored[:, 0] = size - 1 - mirrored[:, 0]
-    return mirrored[FLIP]
+    return mirrored[flip_order(scheme)]
 
 
 def heatmap_target(points, mirrored, cfg):
@@ -44,8 +54,9 @@ def heatmap_target(points, mirrored, cfg):
     are rendered directly."""
     size, label, sigma = cfg.input_img_size, cfg.output_label_size, cfg.gaussian
     if mirrored and cfg.mirror_heatmaps:
-        heat = render_heatmaps(mirror_points(points, size), size, label, sigma)
-        return np.ascontiguousarray(heat[FLIP][:, :, ::-1])
+        scheme = cfg.landmark_scheme
+        heat = render_heatmaps(mirror_points(points, size, scheme), size, label, sigma)
+        return np.ascontiguousarray(heat[flip_order(scheme)][:, :, ::-1])
     return render_heatmaps(points, size, label, sigma)
 
 
@@ -82,7 +93,7 @@ def training_sample(image, points, rng, cfg, mirror=None):
         mirror = bool(rng.integers(0, 2))
     if mirror:
         crop = crop[:, ::-1]
-        crop_points = mirror_points(crop_points, size)
+        crop_points = mirror_points(crop_points, size, cfg.landmark_scheme)
     return np.ascontiguousarray(crop), crop_points, mirror
 
 

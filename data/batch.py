@@ -95,7 +95,7 @@ class BatchMaker(object):
         if not np.isfinite(points).all():
             if self.aug_level == 0:
                 raise ValueError('%s record %d has landmarks that are not finite; an evaluation '
-                                 'set must have all 68 points of every face (rebuild it with '
+                                 'set must have all the points of every face (rebuild it with '
                                  'data.build)' % (self.reader.path, key))
             stats['corrupt'] += 1
             log.warning('skipping %s record %d: its landmarks are not all finite',
@@ -126,7 +126,8 @@ class BatchMaker(object):
             self._write(slot, index, crop, points, mirrored, key)
             if pair is not None:
                 size = self.cfg.input_img_size
-                self._write(slot, pair, crop[:, ::-1], augment.mirror_points(points, size), True,
+                self._write(slot, pair, crop[:, ::-1],
+                            augment.mirror_points(points, size, self.cfg.landmark_scheme), True,
                             key)
             return
         raise RecordError('%s: none of %d consecutive records (from record %d) gives a '

@@ -8,14 +8,17 @@
     python -m data.build --format 300w-lp --input 300W_LP --out data_3d/train
     python -m data.build --format dlib-xml --input training_with_face_landmarks.xml --out faces
     python -m data.build --input pts:my-faces dlib-xml:more/faces.xml --out my-data --split train
+    python -m data.build --format wflw --input list_98pt_rect_attr_test.txt --out data_wflw \
+        --split wflw_test --subsets
 
 Inputs of several formats go into one set when each is written FORMAT:PATH
 (--format is the format of the others). With --split NAME the set is
 OUT/NAME.rec (train for the training set, as train.py expects).
 
-Every face is similarity-aligned by its 5 points to the template x2+80 and
-stored as a 384x384 JPEG with its 68 points (y, x); the image name goes to
-OUT.names. Points outside the image are kept (the aligned crop pads with
+Every face is similarity-aligned by the 5 points of its landmark scheme to
+the template x2+80 and stored as a 384x384 JPEG with its points (y, x); the
+image name goes to OUT.names and a scheme other than ibug68 to
+OUT.scheme.json. Points outside the image are kept (the aligned crop pads with
 black) and counted; a face whose points are not all finite is refused with
 the reason. The set is written atomically.
 
@@ -30,6 +33,12 @@ Which points each format gives (all 0-based pixels once read):
             (the projected 3D points, as AFLW2000-3D) or --lp-points pts_2d;
             the *_Flip copies have no landmark files and are skipped
   dlib-xml  dlib's imglab XML (<part name x y/>)
+  wflw      WFLW lists (wflw98): 196 coordinates, box, 6 attribute flags, image
+            path under WFLW_images; --subsets also writes OUT_<attribute>
+  cofw29    COFW's own 29 points (cofw29): IsTr/phisTr or IsT/phisT of
+            COFW_*_color.mat, phis = 29 x, 29 y (1-based), 29 occlusion flags
+  csv       a `.csv` of "x,y" lines beside each image (any --scheme)
+  points-json  a `.json` {"points": [[x, y], ...]} beside each image (any --scheme)
 """
 import argparse
 import itertools
@@ -43,12 +52,14 @@ import numpy as np
 import scipy.io
 from tqdm import tqdm
 
-from . import geometry
+from . import geometry, landmarks
 from .images import list_images
-from .landmarks import NUM_POINTS
 from .recordio import RecordWriter, pack_face
 
-PUBLISHED_COUNTS = {'ibug': 135, 'cofw_testset': 507, '300W': 600, 'AFLW2000-3D': 2000}
+PUBLISHED_COUNTS = {'ibug': 135, 'cofw_testset': 507, '300W': 600, 'AFLW2000-3D': 2000,
+                    'wflw_test': 2500, 'wflw_test_largepose': 326, 'wflw_test_expression': 314,
+                    'wflw_test_illumination': 698, 'wflw_test_makeup': 206,
+                    'wflw_test_occlusion': 736, 'wflw_test_blur': 773, 'cofw29_test': 507}
 
 
 class Skip(Exception):
@@ -63,12 +74,12 @@ def read_image(path):
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def check_points(points):
-    """(68, 2) finite points, or Skip with the reason."""
+def check_points(points, count=landmarks.NUM_POINTS):
+    """(count, 2) finite points, or Skip with the reason."""
     points = np.asarray(points, dtype=np.float64)
-    if points.size != 2 * NUM_POINTS:
-        raise Skip('wrong point count: %d instead of 68' % (points.size // 2))
-    points = points.reshape(NUM_POINTS, 2)
+    if points.size != 2 * count:
+        raise Skip('wrong point count: %d instead of %d' % (points.size // 2, count))
+    points = points.reshape(count, 2)
     if not np.isfinite(points).all():
         bad = int((~np.isfinite(points)).any(axis=1).sum())
         raise Skip('%d landmark%s not finite (missing or NaN)' % (bad, ' is' if bad == 1
@@ -82,11 +93,13 @@ def outside(points, image):
                 or (points[:, 1] > height - 1).any())
 
 
-def aligned_record(image, points, record_id):
-    """Record payload of a face aligned to the 384 frame."""
-    matrix = geometry.alignment_transform(points)
+def aligned_record(image, points, record_id, scheme=landmarks.DEFAULT):
+    """Record payload of a face aligned to the 384 frame by the five points
+    of its landmark scheme."""
+    scheme = landmarks.get(scheme)
+    matrix = geometry.alignment_transform(points, scheme)
     aligned = geometry.warp(image, matrix, geometry.RECORD_SIZE)
-    return pack_face(aligned, geometry.apply(matrix, points), record_id)
+    return pack_face(aligned, geometry.apply(matrix, points), record_id, count=scheme.count)
 
 
 # Readers: each yields (name, image loader, points loader) per face. ------------
@@ -112,19 +125,19 @@ def _beside(inputs, extension):
                 yield None, annotation
 
 
-def read_pts(path, one_based=True):
-    """68 (x, y) points of a 300-W `.pts` file."""
+def read_pts(path, one_based=True, expected=landmarks.NUM_POINTS):
+    """The `expected` (x, y) points of a 300-W `.pts` file."""
     with open(path) as f:
         lines = [line.strip() for line in f if line.strip()]
     try:
         header = dict(line.split(':', 1) for line in lines[:lines.index('{')] if ':' in line)
-        count = int(header.get('n_points', NUM_POINTS))
+        count = int(header.get('n_points', expected))
         start, end = lines.index('{') + 1, lines.index('}')
         points = np.array([[float(v) for v in line.split()[:2]] for line in lines[start:end]])
     except (ValueError, IndexError):
         raise Skip('malformed .pts file')
-    if count != NUM_POINTS or len(points) != count:
-        raise Skip('.pts has %d points (n_points %d), not 68' % (len(points), count))
+    if count != expected or len(points) != count:
+        raise Skip('.pts has %d points (n_points %d), not %d' % (len(points), count, expected))
     return points - 1 if one_based else points
 
 
@@ -168,6 +181,14 @@ def _matlab(path):
         return h5py.File(path, 'r')
 
 
+def _cofw_image(mat, ref, v73):
+    """RGB uint8 of one cell of a COFW image array (grey made RGB)."""
+    array = np.asarray(mat[ref]).T if v73 else np.asarray(ref)
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    return np.ascontiguousarray(array.astype(np.uint8))
+
+
 def faces_from_cofw(inputs, points_dir):
     """COFW-68 test: images from the `IsT` cell array, points from
     `points_dir/{i}_points.mat` ('Points', 68 x 2, 1-based)."""
@@ -179,10 +200,7 @@ def faces_from_cofw(inputs, points_dir):
 
         for i, ref in enumerate(refs):
             def image(ref=ref):
-                array = np.asarray(mat[ref]).T if v73 else np.asarray(ref)
-                if array.ndim == 2:
-                    array = np.stack([array] * 3, axis=-1)
-                return np.ascontiguousarray(array.astype(np.uint8))
+                return _cofw_image(mat, ref, v73)
 
             def points(i=i):
                 path = os.path.join(points_dir, '%d_points.mat' % (i + 1))
@@ -241,34 +259,121 @@ def faces_from_dlib_xml(inputs):
                 yield '%s#%d' % (image_path, b), (lambda p=image_path: read_image(p)), points
 
 
+WFLW_ATTRIBUTES = ('largepose', 'expression', 'illumination', 'makeup', 'occlusion', 'blur')
+
+
+def _wflw_images(list_path):
+    """WFLW_images beside the annotations (up to three folders up), else
+    the list file's folder."""
+    folder = os.path.dirname(os.path.abspath(list_path))
+    for _ in range(4):
+        if os.path.isdir(os.path.join(folder, 'WFLW_images')):
+            return os.path.join(folder, 'WFLW_images')
+        folder = os.path.dirname(folder)
+    return os.path.dirname(os.path.abspath(list_path))
+
+
+def faces_from_wflw(inputs, images=None, attribute=None):
+    """WFLW list files (list_98pt_rect_attr_*.txt): per line 196 coordinates
+    (x, y of the 98 points), the box, six attribute flags (WFLW_ATTRIBUTES)
+    and the image path under WFLW_images. With `attribute` only the faces
+    flagged with it."""
+    for list_path in inputs:
+        root = images or _wflw_images(list_path)
+        with open(list_path) as f:
+            lines = [line.split() for line in f if line.strip()]
+        for n, words in enumerate(lines, 1):
+            name = '%s line %d' % (list_path, n)
+            if len(words) != 196 + 4 + 6 + 1:
+                yield name, None, Skip('%d fields instead of 207 (196 coordinates, box, 6 '
+                                       'attributes, image)' % len(words))
+                continue
+            try:
+                values = np.array(words[:196], dtype=np.float64).reshape(98, 2)
+                flags = [int(v) for v in words[200:206]]
+            except ValueError:
+                yield name, None, Skip('a coordinate or attribute is not a number')
+                continue
+            if attribute is not None and not flags[WFLW_ATTRIBUTES.index(attribute)]:
+                continue
+            image_path = os.path.join(root, words[206])
+            yield image_path, (lambda p=image_path: read_image(p)), (lambda v=values: v)
+
+
+def faces_from_cofw29(inputs):
+    """COFW with its own 29 points: COFW_train_color.mat (IsTr, phisTr) or
+    COFW_test_color.mat (IsT, phisT); a row of phis holds 29 x, 29 y (1-based)
+    and 29 occlusion flags (not stored)."""
+    for mat_path in inputs:
+        mat = _matlab(mat_path)
+        names = list(mat.keys())
+        images = next((k for k in ('IsTr', 'IsT') if k in names), None)
+        phis = next((k for k in ('phisTr', 'phisT') if k in names), None)
+        if images is None or phis is None:
+            raise ValueError('%s holds no IsTr/phisTr or IsT/phisT (a COFW color .mat?)'
+                             % mat_path)
+        v73 = not isinstance(mat, dict)
+        table = np.asarray(mat[phis], dtype=np.float64)
+        refs = np.asarray(mat[images]).reshape(-1)
+        if v73:
+            table = table.T
+        for i, ref in enumerate(refs):
+            yield ('%s[%d]' % (mat_path, i + 1), lambda ref=ref: _cofw_image(mat, ref, v73),
+                   lambda row=table[i]: np.stack([row[:29], row[29:58]], axis=1) - 1)
+
+
+def read_points_file(path):
+    """(x, y) rows of a user's annotation: `.csv` lines "x,y", or `.json`
+    {"points": [[x, y], ...]}; 0-based pixels."""
+    try:
+        if path.endswith('.json'):
+            with open(path) as f:
+                rows = json.load(f)['points']
+        else:
+            with open(path) as f:
+                rows = [line.replace(',', ' ').split()[:2] for line in f if line.strip()]
+        return np.array(rows, dtype=np.float64).reshape(-1, 2)
+    except (OSError, ValueError, KeyError, TypeError):
+        raise Skip('malformed %s file' % os.path.splitext(path)[1])
+
+
 READERS = {
     'pts': lambda args: faces_from_annotated_images(
-        args.input, '.pts', lambda p: read_pts(p, not args.pts_one_based_keep)),
+        args.input, '.pts', lambda p: read_pts(p, not args.pts_one_based_keep,
+                                               landmarks.get(args.scheme).count)),
     'ljson': lambda args: faces_from_annotated_images(args.input, '.ljson', read_ljson),
     'cofw': lambda args: faces_from_cofw(args.input, args.cofw_points),
     'aflw2000': lambda args: faces_from_aflw2000(args.input),
     '300w-lp': lambda args: faces_from_300w_lp(args.input, args.lp_points),
     'dlib-xml': lambda args: faces_from_dlib_xml(args.input),
+    'wflw': lambda args: faces_from_wflw(args.input, args.images),
+    'cofw29': lambda args: faces_from_cofw29(args.input),
+    'csv': lambda args: faces_from_annotated_images(args.input, '.csv', read_points_file),
+    'points-json': lambda args: faces_from_annotated_images(args.input, '.json',
+                                                            read_points_file),
 }
+# The landmark scheme of a format's points (others: --scheme, default ibug68).
+FORMAT_SCHEMES = {'wflw': 'wflw98', 'cofw29': 'cofw29'}
 
 
-def build(faces, out_prefix, progress=True, overwrite=False):
-    """Write every face with finite points; returns (written, kept with
-    points outside their image, [(name, reason) skipped])."""
+def build(faces, out_prefix, progress=True, overwrite=False, scheme=landmarks.DEFAULT):
+    """Write every face with finite points of `scheme`; returns (written,
+    kept with points outside their image, [(name, reason) skipped])."""
     skipped, outside_count = [], 0
-    with RecordWriter(out_prefix, overwrite) as writer:
+    scheme = landmarks.get(scheme)
+    with RecordWriter(out_prefix, overwrite, scheme) as writer:
         for name, image_fn, points_fn in tqdm(list(faces), disable=not progress, unit='face'):
             if isinstance(points_fn, Skip):
                 skipped.append((name, str(points_fn)))
                 continue
             try:
                 image = image_fn()
-                points = check_points(points_fn())
+                points = check_points(points_fn(), scheme.count)
             except Skip as reason:
                 skipped.append((name, str(reason)))
                 continue
             outside_count += outside(points, image)
-            writer.write(aligned_record(image, points, writer.count), name)
+            writer.write(aligned_record(image, points, writer.count, scheme), name)
         if writer.count == 0:
             raise ValueError('no usable face in the inputs%s; nothing written to %s.rec' % (
                 ' (%d skipped; first %s: %s)' % ((len(skipped),) + skipped[0]) if skipped else '',
@@ -278,7 +383,7 @@ def build(faces, out_prefix, progress=True, overwrite=False):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description='Build a face record set (384x384 aligned '
-                                     'JPEG + 68 points) from raw landmark datasets.',
+                                     'JPEG + landmarks) from raw landmark datasets.',
                                      epilog='Formats and their points: see `pydoc data.build`.')
     parser.add_argument('--format', choices=sorted(READERS),
                         help='the format of the inputs not written FORMAT:PATH')
@@ -292,6 +397,14 @@ def main(argv=None):
                         help='300W-LP points (default pts_3d, the projected 3D landmarks)')
     parser.add_argument('--pts-one-based-keep', action='store_true',
                         help='keep .pts coordinates as written (default subtracts 1)')
+    parser.add_argument('--scheme', help='landmark scheme of the points: %s or a JSON file '
+                        '(default: wflw98 for wflw, cofw29 for cofw29, else ibug68)'
+                        % ', '.join(landmarks.SCHEMES))
+    parser.add_argument('--images', help='wflw: the WFLW_images folder (default: found beside '
+                        'the annotations)')
+    parser.add_argument('--subsets', action='store_true',
+                        help='wflw: also write OUT_<attribute>.rec for each of %s'
+                        % ', '.join(WFLW_ATTRIBUTES))
     parser.add_argument('--overwrite', action='store_true', help='replace an existing OUT set')
     args = parser.parse_args(argv)
     groups = []                     # [(format, [paths])] in the order given
@@ -309,6 +422,17 @@ def main(argv=None):
             groups.append((kind, [path]))
     if any(kind == 'cofw' for kind, _ in groups) and not args.cofw_points:
         parser.error('--format cofw needs --cofw-points DIR')
+    implied = {FORMAT_SCHEMES.get(kind, landmarks.DEFAULT) for kind, _ in groups}
+    if args.scheme is None and len(implied) > 1:
+        parser.error('the inputs hold points of different schemes (%s); one set holds one'
+                     % ', '.join(sorted(implied)))
+    args.scheme = args.scheme or implied.pop()
+    try:
+        scheme = landmarks.get(args.scheme)
+    except landmarks.SchemeError as err:
+        parser.error(str(err))
+    if args.subsets and any(kind != 'wflw' for kind, _ in groups):
+        parser.error('--subsets is for WFLW lists (--format wflw)')
     if args.split:
         args.out = os.path.join(args.out, args.split)
     existing = [p for p in (args.out + '.rec', args.out + '.idx') if os.path.exists(p)]
@@ -320,7 +444,14 @@ def main(argv=None):
         faces = itertools.chain.from_iterable(
             READERS[kind](argparse.Namespace(**dict(vars(args), input=paths)))
             for kind, paths in groups)
-        count, kept_outside, skipped = build(faces, args.out, overwrite=args.overwrite)
+        count, kept_outside, skipped = build(faces, args.out, overwrite=args.overwrite,
+                                             scheme=scheme)
+        subsets = []
+        for attribute in WFLW_ATTRIBUTES if args.subsets else ():
+            out = '%s_%s' % (args.out, attribute)
+            faces = faces_from_wflw([p for _, paths in groups for p in paths], args.images,
+                                    attribute)
+            subsets.append((out, build(faces, out, False, args.overwrite, scheme)[0]))
     except (ValueError, OSError) as err:
         print('error: %s' % err, file=sys.stderr)
         return 1
@@ -330,11 +461,14 @@ def main(argv=None):
             print('  %s: %s' % (name, reason))
     print('wrote %d face%s to %s.rec (%d with points outside their image, kept: the aligned crop '
           'pads)' % (count, '' if count == 1 else 's', args.out, kept_outside))
-    published = PUBLISHED_COUNTS.get(os.path.basename(args.out))
-    if published:
-        print('the published %s set has %d faces%s' % (
-            os.path.basename(args.out), published,
-            '' if published == count else '; this build differs by %d' % (count - published)))
+    for out, written in [(args.out, count)] + subsets:
+        if out != args.out:
+            print('wrote %d face%s to %s.rec' % (written, '' if written == 1 else 's', out))
+        published = PUBLISHED_COUNTS.get(os.path.basename(out))
+        if published:
+            print('the published %s set has %d faces%s' % (
+                os.path.basename(out), published, '' if published == written else
+                '; this build differs by %d' % (written - published)))
     return 0
 
 

@@ -52,6 +52,7 @@ class FaceSegIter(mx.io.DataIter):
         super(FaceSegIter, self).__init__(batch_size)
         self.cfg, self.path = cfg, str(path_imgrec)
         reader = RecordReader(self.path)
+        reader.require_scheme(cfg.landmark_scheme)
         share = len(reader.keys) // num_parts
         self.keys = reader.keys[part_index::num_parts][:share]
         if not self.keys:

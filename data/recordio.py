@@ -1,5 +1,7 @@
 """Face records: MXNet indexed RecordIO (`NAME.rec` + `NAME.idx`) holding a
-384x384 JPEG and 68 points stored (y, x) in the IRHeader label.
+384x384 JPEG and its landmarks stored (y, x) in the IRHeader label. A set of
+another scheme than the 68 iBUG points has `NAME.scheme.json` beside it
+naming the scheme and its point count.
 
 The reader and writer are plain Python (byte-compatible with
 `mx.recordio.MXIndexedRecordIO`) so that worker processes need no MXNet, and
@@ -10,11 +12,13 @@ import logging
 import os
 import struct
 
+import json
+
 import cv2
 import numpy as np
 
+from . import landmarks
 from .files import AtomicFile, WriteError, write_atomic
-from .landmarks import NUM_POINTS
 
 MAGIC = 0xced7230a
 HEADER = struct.Struct('IfQQ')      # flag, label, id, id2 (mx.recordio.IRHeader)
@@ -38,11 +42,29 @@ def names_path(rec_path):
     return os.path.splitext(rec_path)[0] + '.names'
 
 
-def pack_face(image_rgb, landmarks, record_id=0, quality=95):
-    """Record payload for an RGB image and 68 (x, y) points (stored (y, x))."""
-    points = np.asarray(landmarks, dtype=np.float32)
-    if points.shape != (NUM_POINTS, 2):
-        raise ValueError('expected %d (x, y) points, got shape %s' % (NUM_POINTS, points.shape))
+def scheme_path(rec_path):
+    return os.path.splitext(rec_path)[0] + '.scheme.json'
+
+
+def scheme_of(rec_path):
+    """(scheme name, point count) of a record set; sets without
+    NAME.scheme.json hold the 68 iBUG points."""
+    path = scheme_path(rec_path)
+    if not os.path.isfile(path):
+        return landmarks.DEFAULT, landmarks.NUM_POINTS
+    try:
+        with open(path) as f:
+            found = json.load(f)
+        return str(found['scheme']), int(found['points'])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise RecordError('%s: cannot read the scheme of the set: %s' % (path, err))
+
+
+def pack_face(image_rgb, points, record_id=0, quality=95, count=landmarks.NUM_POINTS):
+    """Record payload for an RGB image and `count` (x, y) points (stored (y, x))."""
+    points = np.asarray(points, dtype=np.float32)
+    if points.shape != (count, 2):
+        raise ValueError('expected %d (x, y) points, got shape %s' % (count, points.shape))
     ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR),
                             [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
@@ -65,13 +87,13 @@ def unpack_label(payload, where='record'):
     return np.frombuffer(body[:4 * flag], dtype='<f4').astype(np.float32), body[4 * flag:]
 
 
-def unpack_face(payload, label_xfirst=False, where='record'):
-    """(RGB uint8 image, (68, 2) float32 (x, y) points) of a payload."""
+def unpack_face(payload, label_xfirst=False, where='record', count=landmarks.NUM_POINTS):
+    """(RGB uint8 image, (count, 2) float32 (x, y) points) of a payload."""
     label, jpeg = unpack_label(payload, where)
-    if label.size != 2 * NUM_POINTS:
-        raise RecordError('%s: label has %d floats, expected %d (68 points)'
-                          % (where, label.size, 2 * NUM_POINTS))
-    points = label.reshape(NUM_POINTS, 2)
+    if label.size != 2 * count:
+        raise RecordError('%s: label has %d floats, expected %d (%d points)'
+                          % (where, label.size, 2 * count, count))
+    points = label.reshape(count, 2)
     if not label_xfirst:
         points = points[:, ::-1]
     image = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
@@ -107,6 +129,9 @@ class RecordReader(object):
                 self.keys.append(key)
                 self.offsets[key] = int(parts[1])
         self.size = os.path.getsize(self.path)
+        self.scheme, self.count = scheme_of(self.path)
+        # Opened by this absolute path: workers run in another folder.
+        self._where = os.path.abspath(self.path)
         self._fd, self._pid = None, None
 
     def __len__(self):
@@ -114,7 +139,7 @@ class RecordReader(object):
 
     def _file(self):
         if self._pid != os.getpid():
-            self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
+            self._fd, self._pid = os.open(self._where, os.O_RDONLY), os.getpid()
         return self._fd
 
     def read(self, key):
@@ -149,11 +174,11 @@ class RecordReader(object):
         length = lrec & ((1 << 29) - 1)
         if offset + 8 + length > self.size:
             raise RecordError('%s: record is truncated' % where)
-        head = os.pread(self._file(), min(length, HEADER.size + 8 * NUM_POINTS + 4), offset + 8)
+        head = os.pread(self._file(), min(length, HEADER.size + 8 * self.count + 4), offset + 8)
         label, image = unpack_label(head, where)
-        if label.size != 2 * NUM_POINTS:
-            raise RecordError('%s: label has %d floats, expected %d (68 points)'
-                              % (where, label.size, 2 * NUM_POINTS))
+        if label.size != 2 * self.count:
+            raise RecordError('%s: label has %d floats, expected %d (%d points)'
+                              % (where, label.size, 2 * self.count, self.count))
         if not image.startswith(IMAGE_SIGNATURES):
             raise RecordError('%s: the payload after the label is not a JPEG or PNG image' % where)
 
@@ -168,7 +193,17 @@ class RecordReader(object):
         return problems
 
     def read_face(self, key, label_xfirst=False):
-        return unpack_face(self.read(key), label_xfirst, '%s record %d' % (self.path, key))
+        return unpack_face(self.read(key), label_xfirst, '%s record %d' % (self.path, key),
+                           self.count)
+
+    def require_scheme(self, scheme):
+        """RecordError unless the set holds the points of `scheme`."""
+        scheme = landmarks.get(scheme)
+        if (self.scheme, self.count) != (scheme.name, scheme.count):
+            raise RecordError(
+                '%s holds %s faces (%d points), but the configuration\'s landmark scheme is %s '
+                '(%d points); choose the dataset section of this set or --set landmark_scheme=%s'
+                % (self.path, self.scheme, self.count, scheme.name, scheme.count, self.scheme))
 
 
 def gate(path, limit, setting):
@@ -210,7 +245,8 @@ class RecordWriter(object):
     existing set is replaced only with `overwrite`. A failed write raises
     WriteError naming the file and the cause."""
 
-    def __init__(self, prefix, overwrite=False):
+    def __init__(self, prefix, overwrite=False, scheme=landmarks.DEFAULT):
+        self.scheme = landmarks.get(scheme)
         self.rec_path = str(prefix) + '.rec'
         self.idx_path = str(prefix) + '.idx'
         existing = [p for p in (self.rec_path, self.idx_path) if os.path.exists(p)]
@@ -246,6 +282,12 @@ class RecordWriter(object):
             atomic.__exit__(None, None, None)
         if self.names:
             write_atomic(names_path(self.rec_path), ''.join(self.names))
+        sidecar = scheme_path(self.rec_path)
+        if self.scheme.name != landmarks.DEFAULT:
+            write_atomic(sidecar, json.dumps({'scheme': self.scheme.name,
+                                              'points': self.scheme.count}))
+        elif os.path.exists(sidecar):          # a replaced set of another scheme
+            os.remove(sidecar)
 
     def abort(self):
         for atomic in self._files:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from . import geometry
+from . import geometry, landmarks
 from .build import aligned_record
 from .files import write_atomic
 from .recordio import RecordWriter
@@ -224,13 +224,20 @@ def synth_photo(rng, size=640, faces=3):
     return _finish(image, rng, union, occlusion=False), placed
 
 
-def write_records(out_prefix, count, seed=0, progress=True, overwrite=False):
-    """Write `count` synthetic faces as an aligned record set."""
+def write_records(out_prefix, count, seed=0, progress=True, overwrite=False,
+                  scheme=landmarks.DEFAULT):
+    """Write `count` synthetic faces as an aligned record set of landmark
+    scheme `scheme` (placed from the drawn 68 points by its mapping)."""
+    scheme = landmarks.get(scheme)
+    if scheme.from_ibug68 is None:
+        raise ValueError('synthetic faces cannot carry the %s scheme: it has no mapping from '
+                         'the 68 points they are drawn through' % scheme.name)
     rng = np.random.default_rng(seed)
-    with RecordWriter(out_prefix, overwrite) as writer:
+    with RecordWriter(out_prefix, overwrite, scheme) as writer:
         for _ in tqdm(range(count), disable=not progress, unit='face', desc='synth'):
             image, points = synth_face(rng)
-            writer.write(aligned_record(image, points, writer.count))
+            writer.write(aligned_record(image, scheme.from_ibug68 @ points, writer.count,
+                                        scheme))
     return count
 
 
@@ -254,17 +261,21 @@ def main(argv=None):
     parser.add_argument('--count', type=int, default=100)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out set')
+    parser.add_argument('--scheme', default=landmarks.DEFAULT,
+                        help='landmark scheme of the records (%s)' % ', '.join(
+                            n for n, s in landmarks.SCHEMES.items() if s.from_ibug68 is not None))
     args = parser.parse_args(argv)
     if not args.out and not args.photos:
         parser.error('give --out PREFIX (records) or --photos DIR')
     try:
         if args.out:
-            write_records(args.out, args.count, args.seed, overwrite=args.overwrite)
+            write_records(args.out, args.count, args.seed, overwrite=args.overwrite,
+                          scheme=args.scheme)
             print('wrote %d synthetic faces to %s.rec' % (args.count, args.out))
         if args.photos:
             write_photos(args.photos, args.count, args.seed)
             print('wrote %d photos to %s' % (args.count, args.photos))
-    except OSError as err:
+    except (OSError, ValueError) as err:
         print('error: %s' % err, file=sys.stderr)
         return 1
     return 0

@@ -3,7 +3,7 @@ import json
 
 import mxnet as mx
 
-from data.landmarks import FLIP_ORDER
+from data import landmarks
 
 from .blocks import BLOCKS
 from .layers import Layers, concat, max_pool2
@@ -73,13 +73,15 @@ def _heatmap_loss(pred, label, losstype):
     return mx.sym.MakeLoss(loss)
 
 
-def _coherent_term(pred, per_batch_size):
+def _coherent_term(pred, per_batch_size, scheme):
     """L2 between the first half (flipped on W and re-indexed by the flip
-    order) and the second half, which holds the mirrors."""
+    order of the landmark scheme) and the second half, which holds the
+    mirrors."""
     half = per_batch_size // 2
+    order = landmarks.get(scheme).flip_order
     first = mx.sym.flip(mx.sym.slice_axis(pred, axis=0, begin=0, end=half), axis=3)
-    first = concat([mx.sym.slice_axis(first, axis=1, begin=j, end=j + 1) for j in FLIP_ORDER],
-                   [1] * len(FLIP_ORDER))
+    first = concat([mx.sym.slice_axis(first, axis=1, begin=j, end=j + 1) for j in order],
+                   [1] * len(order))
     second = mx.sym.slice_axis(pred, axis=0, begin=half, end=per_batch_size)
     return mx.sym.mean(mx.sym.square(first - second))
 
@@ -150,7 +152,8 @@ def _build(cfg):
         pred, body = _head(L, Lbin, block, stacked, body, i, cfg)
         outputs.append(_heatmap_loss(pred, label, cfg.losstype))
         if cfg.net_coherent:
-            coherent.append(_coherent_term(pred, cfg.per_batch_size) / cfg.net_stacks)
+            coherent.append(_coherent_term(pred, cfg.per_batch_size, cfg.landmark_scheme)
+                            / cfg.net_stacks)
     if coherent:
         outputs.append(mx.sym.MakeLoss(mx.sym.add_n(*coherent),
                                        grad_scale=COHERENT_GRAD_SCALE, name='coherent_loss'))

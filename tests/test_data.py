@@ -262,6 +262,20 @@ def test_data_workers_do_not_load_mxnet(synth_rec, cfg):
     assert command[1:3] == ['-m', 'data.workers']
 
 
+def test_workers_read_a_set_named_relative_to_the_current_folder(synth_rec, cfg,
+                                                                 monkeypatch):
+    """Workers run in the project's folder; a path the user typed relative to
+    theirs still reads."""
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(synth_rec)))
+    relative = os.path.relpath(synth_rec)
+    it = FaceSegIter(relative, cfg, 8, aug_level=1, workers=1)
+    try:
+        batch = it.next()
+    finally:
+        it.close()
+    assert batch.data[0].shape[0] == 8 and it.path == relative
+
+
 def test_eval_iterator_exposes_points_and_transforms(synth_rec, cfg):
     it = eval_iter(synth_rec, cfg, 16, '300W')
     reader = RecordReader(synth_rec)
@@ -354,3 +368,8 @@ def test_inspect_dumps_images_and_contact_sheet(synth_rec, tmp_path, capsys):
     assert inspect_data.main(['--rec', synth_rec, '--out', str(tmp_path / 'aug'), '--count',
                               '3', '--augmented']) == 0
     assert len(list((tmp_path / 'aug').glob('aug*.jpg'))) == 3
+    # More samples than records: passes repeat, each sample newly drawn.
+    assert inspect_data.main(['--rec', synth_rec, '--out', str(tmp_path / 'more'), '--count',
+                              '50', '--augmented']) == 0
+    assert 'wrote 50 augmented samples of the 40 records' in capsys.readouterr().out
+    assert len(list((tmp_path / 'more').glob('aug*.jpg'))) == 50

@@ -104,8 +104,12 @@ def test_every_picture_exists_and_make_figures_makes_them(tmp_path):
         assert cv2.imread(str(ROOT / picture)) is not None, picture
     make = subprocess.run(['make', '-n', 'figures'], cwd=str(ROOT), capture_output=True,
                           text=True)
-    assert '-m tools.figures --out docs/figures --readme README.md' in make.stdout
+    assert '-m tools.figures --measure --out docs/figures --readme README.md' in make.stdout
     out = tmp_path / 'figures'
+    out.mkdir()
+    measured = {'machine': '2 cores of a test CPU, no GPU',
+                'rows': [['`make demo`', '1.0 min', '99 MB']]}
+    (out / 'expectations.json').write_text(json.dumps(measured))
     readme = tmp_path / 'README.md'
     readme.write_text(README)
     proc = subprocess.run([sys.executable, '-m', 'tools.figures', '--out', str(out),
@@ -116,16 +120,23 @@ def test_every_picture_exists_and_make_figures_makes_them(tmp_path):
     for picture in pictures:
         made = cv2.imread(str(out / Path(picture).name))
         assert made is not None and made.shape[1] <= 720, picture
-    from tools.figures import quote
+    from tools.figures import TABLE_MARKS, quote
     found = json.loads((out / 'numbers.json').read_text())
-    assert found['steps'] > 0 and quote(found) in readme.read_text()
+    written = readme.read_text()
+    assert found['steps'] > 0 and quote(found) in written
+    table = written.split(TABLE_MARKS[0])[1].split(TABLE_MARKS[1])[0]
+    assert '2 cores of a test CPU' in table and '| `make demo` | 1.0 min | 99 MB |' in table
+    assert '`make setup`' not in table
 
 
 def test_the_readme_quotes_what_make_figures_measured():
-    """The demo's figures in the README are the last `make figures` run's."""
-    from tools.figures import MARKS, quote
+    """The demo's figures and the what-to-expect table in the README are
+    the last `make figures` run's."""
+    from tools.figures import MARKS, TABLE_MARKS, expectations_text, quote
     found = json.loads((ROOT / 'docs' / 'figures' / 'numbers.json').read_text())
     assert MARKS[0] + quote(found) + MARKS[1] in README
+    measured = json.loads((ROOT / 'docs' / 'figures' / 'expectations.json').read_text())
+    assert TABLE_MARKS[0] + expectations_text(measured) + TABLE_MARKS[1] in README
 
 
 def test_the_python_api_example_runs(tmp_path):

@@ -1,10 +1,13 @@
-"""The README's pictures and demo figures, made by the project itself (`make
+"""The README's pictures and figures, made by the project itself (`make
 figures`): run the demo (or take an earlier demo's folder with --from), write
 a landmark overlay, the loss/NME curves and a CED plot to docs/figures/, the
 demo's measured NMEs to docs/figures/numbers.json, and (with --readme) the
 README's sentence quoting them, between its `<!-- demo-figures -->` marks.
+With --measure the demo is the one `benchmarks.expectations --commands`
+times on a clean clone, and its table (docs/figures/expectations.json) goes
+between the README's `<!-- expectations -->` marks.
 
-    python -m tools.figures --out docs/figures --readme README.md
+    python -m tools.figures --measure --out docs/figures --readme README.md
     python -m tools.figures --from demo-output --out docs/figures
 """
 import argparse
@@ -54,6 +57,7 @@ def write_figures(demo, out):
 
 
 MARKS = ('<!-- demo-figures -->', '<!-- /demo-figures -->')
+TABLE_MARKS = ('<!-- expectations -->', '<!-- /expectations -->')
 
 
 def numbers(demo):
@@ -76,28 +80,49 @@ def quote(found):
                                                          found['steps'])
 
 
-def update_readme(path, found):
-    """Put `quote(found)` between the README's marks."""
+def expectations_text(found):
+    """The README's what-to-expect caption and table of a measurement."""
+    from benchmarks.expectations import table
+    return ('\nMeasured by `make figures` on %s (inference: hg2d3-cab, one face, one '
+            'process per backend):\n\n%s\n' % (found['machine'], table(found)))
+
+
+def update_readme(path, found, expectations=None):
+    """Put `quote(found)` between the README's demo marks and, when given,
+    the what-to-expect table between its table marks."""
     with open(path) as f:
         text = f.read()
-    pattern = re.compile(re.escape(MARKS[0]) + '.*?' + re.escape(MARKS[1]), re.S)
-    if not pattern.search(text):
-        raise ValueError('%s has no %s ... %s marks' % (path, MARKS[0], MARKS[1]))
-    write_atomic(path, pattern.sub(lambda _: MARKS[0] + quote(found) + MARKS[1], text))
+    for marks, value in ((MARKS, quote(found)), (TABLE_MARKS, expectations and
+                                                 expectations_text(expectations))):
+        if value is None:
+            continue
+        pattern = re.compile(re.escape(marks[0]) + '.*?' + re.escape(marks[1]), re.S)
+        if not pattern.search(text):
+            raise ValueError('%s has no %s ... %s marks' % (path, marks[0], marks[1]))
+        text = pattern.sub(lambda _: marks[0] + value + marks[1], text)
+    write_atomic(path, text)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', default='docs/figures')
     parser.add_argument('--from', dest='demo', help='an earlier demo folder (default: run one)')
+    parser.add_argument('--measure', action='store_true',
+                        help='time set-up, demo, tests and inference on a clean clone '
+                             '(about 25 minutes) and take that demo')
     parser.add_argument('--train-faces', type=int, default=1500, help='for the demo run')
     parser.add_argument('--test-faces', type=int, default=100, help='for the demo run')
     parser.add_argument('--epochs', type=int, default=6, help='for the demo run')
-    parser.add_argument('--readme', help='README to quote the demo\'s figures in')
+    parser.add_argument('--readme', help='README to quote the figures in')
     args = parser.parse_args(argv)
+    measured = os.path.join(args.out, 'expectations.json')
     with tempfile.TemporaryDirectory() as tmp:
         demo = args.demo
-        if demo is None:
+        if args.measure:
+            demo = os.path.join(tmp, 'demo')
+            subprocess.run([sys.executable, '-m', 'benchmarks.expectations', '--commands',
+                            '--json', measured, '--demo-output', demo], check=True)
+        elif demo is None:
             demo = os.path.join(tmp, 'demo')
             subprocess.run([sys.executable, '-m', 'tools.demo', '--output', demo,
                             '--train-faces', str(args.train_faces), '--test-faces',
@@ -108,7 +133,11 @@ def main(argv=None):
         print('wrote %s %s' % (write_atomic(os.path.join(args.out, 'numbers.json'),
                                             json.dumps(found, indent=1)), quote(found)))
         if args.readme:
-            update_readme(args.readme, found)
+            expectations = None
+            if os.path.isfile(measured):
+                with open(measured) as f:
+                    expectations = json.load(f)
+            update_readme(args.readme, found, expectations)
             print('quoted them in %s' % args.readme)
     return 0
 

@@ -27,7 +27,8 @@ def draw_points(image_rgb, points, radius=2):
     """Copy of the image with numbered-colour landmarks (jaw to lips) drawn."""
     out = cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR)
     for i, (x, y) in enumerate(np.asarray(points)):
-        colour = tuple(int(c) for c in cv2.applyColorMap(np.uint8([[i * 255 // 67]]),
+        shade = i * 255 // max(1, len(points) - 1)
+        colour = tuple(int(c) for c in cv2.applyColorMap(np.uint8([[shade]]),
                                                          cv2.COLORMAP_JET)[0, 0])
         cv2.circle(out, (int(round(x)), int(round(y))), radius, colour, -1, cv2.LINE_AA)
     return out
@@ -51,18 +52,21 @@ def record_samples(rec, count):
 
 
 def augmented_samples(rec, count, cfg):
-    """Training samples (aug_level 1) with points decoded from their heatmaps."""
-    batch_size = min(count, 16)
+    """`count` training samples (aug_level 1) with points decoded from their
+    heatmaps; passes repeat over a set smaller than `count`, each draw new."""
+    batch_size = max(1, min(count, 16, len(RecordReader(rec))))
     it = FaceSegIter(rec, cfg, batch_size, aug_level=1, workers=0)
     done = 0
-    for batch in it:
-        data = batch.data[0].asnumpy()
-        points = decode(batch.label[0].asnumpy(), cfg.input_img_size, 'argmax')
-        for i in range(batch_size):
-            yield 'aug%06d' % done, data[i].transpose(1, 2, 0).astype(np.uint8), points[i]
-            done += 1
-            if done >= count:
-                return
+    while True:
+        for batch in it:
+            data = batch.data[0].asnumpy()
+            points = decode(batch.label[0].asnumpy(), cfg.input_img_size, 'argmax')
+            for i in range(batch_size):
+                yield 'aug%06d' % done, data[i].transpose(1, 2, 0).astype(np.uint8), points[i]
+                done += 1
+                if done >= count:
+                    return
+        it.reset()
 
 
 def _main(argv):
@@ -73,13 +77,17 @@ def _main(argv):
     parser.add_argument('--augmented', action='store_true',
                         help='dump augmented training samples (points from their heatmaps)')
     parser.add_argument('--overwrite', action='store_true', help='replace an earlier dump')
+    parser.add_argument('--scheme', help='with --augmented: the JSON file of the set\'s own '
+                        'landmark scheme (default: the set\'s built-in scheme)')
     cli.add_flags(parser)
     args = parser.parse_args(argv)
     if os.path.isdir(args.out) and os.listdir(args.out) and not args.overwrite:
         raise ValueError('%s holds an earlier dump; choose another --out or add --overwrite'
                          % args.out)
     if args.augmented:
-        samples = augmented_samples(args.rec, args.count, load_config())
+        scheme = args.scheme or RecordReader(args.rec).scheme
+        samples = augmented_samples(args.rec, args.count,
+                                    load_config(overrides={'landmark_scheme': scheme}))
     else:
         samples = record_samples(args.rec, args.count)
     tiles = []
@@ -91,9 +99,12 @@ def _main(argv):
     sheet = os.path.join(args.out, 'contact_sheet.png')
     contact_sheet(tiles, sheet)
     total = len(RecordReader(args.rec))
-    print('wrote %d of the %d records of %s (--count %d)%s and %s'
-          % (len(tiles), total, args.rec, args.count, ' as augmented samples'
-             if args.augmented else '', sheet))
+    if args.augmented:
+        print('wrote %d augmented samples of the %d records of %s (--count %d) and %s'
+              % (len(tiles), total, args.rec, args.count, sheet))
+    else:
+        print('wrote %d of the %d records of %s (--count %d) and %s'
+              % (len(tiles), total, args.rec, args.count, sheet))
     return 0
 
 
