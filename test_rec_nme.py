@@ -1,6 +1,8 @@
 """NME of a checkpoint on face record sets, by the protocol of the published
 table (docs/protocol.md), with AUC, failure rate, CED curve and a
-per-image CSV.
+per-image CSV per set, and an HTML page (table, curves, hard points, worst
+images): report.html in the set's folder, or of several sets in
+OUTPUT/report-MODEL-NNNN/.
 
     python test_rec_nme.py --rec data_2d/ibug.rec --prefix ./models/model-hg2d3-cab/model
     python test_rec_nme.py --all --prefix ./models/model-hg2d3-cab/model   # every target set
@@ -17,8 +19,11 @@ from core.devices import DeviceError
 from core.handler import Handler
 from core.predictor import BACKENDS, make_predictor, resolve
 from core.protocol import DECODERS
-from core.report import DATASET_TITLES, claim_folder, evaluate_set, report_folder
+from core.pages import evaluation_page
+from core.report import (DATASET_TITLES, claim_folder, evaluate_set, load_result, model_info,
+                         model_name, report_folder)
 from core.run import RunError
+from data.files import write_atomic
 from data.recordio import RecordError, far_outside, gate
 
 log = logging.getLogger('test_rec_nme')
@@ -97,7 +102,10 @@ def _main(argv):
     for name, rec in sets:
         check_set(rec, cfg.record_img_size, args.strict)
     folders = [report_folder(args.output, name, checkpoint) for name, _ in sets]
-    for folder in folders:
+    # The page of one set goes into its folder; of several, into its own.
+    page_folder = folders[0] if len(folders) == 1 else report_folder(args.output, 'report',
+                                                                     checkpoint)
+    for folder in dict.fromkeys(folders + [page_folder]):
         claim_folder(folder, args.overwrite)
     predictor = make_predictor(checkpoint._replace(cfg=cfg), args.backend, args.gpu)
     handler = None
@@ -105,11 +113,15 @@ def _main(argv):
         handler = Handler(args.prefix, checkpoint.number, args.gpu, args.detector,
                           decoder=args.decoder, predictor=predictor)
     rows = [evaluate_set(predictor, rec, name, cfg, args.decoder, folder, handler,
-                         args.landmark_type) for (name, rec), folder in zip(sets, folders)]
+                         args.landmark_type, model_info(checkpoint, cfg, name))
+            for (name, rec), folder in zip(sets, folders)]
     if len(rows) > 1:
-        print(results_table(rows, os.path.basename(os.path.dirname(os.path.abspath(
-            args.prefix))), args.decoder if args.detector is None else
-            '%s detector, %s' % (args.detector, args.decoder)))
+        print(results_table(rows, model_name(checkpoint), args.decoder if args.detector is None
+                            else '%s detector, %s' % (args.detector, args.decoder)))
+    page = write_atomic(os.path.join(page_folder, 'report.html'), evaluation_page(
+        [load_result(folder) for folder in folders], '%s-%04d on %s' % (
+            model_name(checkpoint), checkpoint.number, ', '.join(name for name, _ in sets))))
+    print('report page %s' % page)
     return 0
 
 

@@ -29,10 +29,30 @@ DATASET_TITLES = {'ibug': 'IBUG', 'cofw_testset': 'COFW', '300W': '300W',
                   'AFLW2000-3D': 'AFLW2000-3D'}
 
 
+def model_name(checkpoint):
+    """MODEL: the name of the checkpoint's folder."""
+    return os.path.basename(os.path.dirname(os.path.abspath(checkpoint.prefix))) or 'model'
+
+
 def report_folder(output, dataset, checkpoint):
     """OUTPUT/SET-MODEL-NNNN, MODEL being the checkpoint's folder name."""
-    model = os.path.basename(os.path.dirname(os.path.abspath(checkpoint.prefix))) or 'model'
-    return os.path.join(output, '%s-%s-%04d' % (dataset, model, checkpoint.number))
+    return os.path.join(output, '%s-%s-%04d' % (dataset, model_name(checkpoint),
+                                                checkpoint.number))
+
+
+def model_info(checkpoint, cfg, dataset):
+    """How a report names the model: its folder, checkpoint number, the
+    configuration in short and, for a zoo model on a published set, the
+    published NME."""
+    from symbol import zoo
+    name = model_name(checkpoint)
+    published = next((m.nme.get(dataset) for m in zoo.PUBLISHED.values()
+                      if m.directory == name), None)
+    config = '%s, %s block, %d stack%s, n=%d, width x%g, %s loss, %s' % (
+        cfg.network, cfg.net_block, cfg.net_stacks, '' if cfg.net_stacks == 1 else 's',
+        cfg.net_n, cfg.multiplier, cfg.losstype, cfg.landmark_scheme)
+    return {'model': name, 'checkpoint': checkpoint.number, 'prefix': checkpoint.prefix,
+            'config': config, 'published_nme': published}
 
 
 def claim_folder(folder, overwrite):
@@ -88,9 +108,10 @@ def detector_predictions(handler, rec, dataset, cfg, landmark_type):
 
 
 def evaluate_set(predictor, rec, dataset, cfg, decoder, folder, handler=None,
-                 landmark_type=None):
+                 landmark_type=None, model=None):
     """Evaluate one record set; prints the report, writes it to `folder`
-    and returns its summary."""
+    (with the predictions, for pages) and returns its summary. `model`
+    ({model, checkpoint, config, published_nme}) names the model in it."""
     landmark_type = landmark_type or protocol.landmark_type_for(dataset,
                                                                 cfg.landmark_type)
     decoders = ('argmax',) if decoder == 'argmax' else ('argmax', decoder)
@@ -107,9 +128,13 @@ def evaluate_set(predictor, rec, dataset, cfg, decoder, folder, handler=None,
         len(trips), decoder, np.mean(chosen['nme']), ', '.join(
             '%s %.3f%%' % (key[4:], np.mean(values)) for key, values in chosen.items()
             if key != 'nme')))
-    summary = {'dataset': dataset, 'images': len(trips), 'nme': float(np.mean(original)),
-               'nme_%s' % decoder: float(np.mean(chosen['nme'])), 'scheme': scheme.name,
-               'normalisation': scheme.describe(norm)}
+    summary = dict(model or {}, dataset=dataset, images=len(trips),
+                   nme=float(np.mean(original)), scheme=scheme.name,
+                   normalisation=scheme.describe(norm), decoder=decoder,
+                   rec=os.path.abspath(rec))
+    summary['nme_%s' % decoder] = float(np.mean(chosen['nme']))
+    summary['normalisations'] = {key[4:]: float(np.mean(values)) for key, values in
+                                 chosen.items() if key != 'nme'}
     curves = {'ground-truth box, argmax (published protocol)': original / 100}
     names = record_names(rec)
     columns = [('key', keys), ('image', [names.get(k, '') for k in keys]),
@@ -147,8 +172,35 @@ def evaluate_set(predictor, rec, dataset, cfg, decoder, folder, handler=None,
     ced_path = write_atomic(os.path.join(folder, 'ced.png'), plot_ced(
         curves, max(THRESHOLDS), title='CED on %s' % DATASET_TITLES.get(dataset, dataset)))
     write_atomic(os.path.join(folder, 'summary.json'), json.dumps(summary, indent=1))
+    distances = np.linalg.norm(preds['argmax'] - trips, axis=2)
+    per_point = 100 * distances / protocol.normaliser(trips, landmark_type, None,
+                                                      scheme)[:, None]
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, keys=np.array(keys), pred=preds['argmax'], truth=trips,
+                        errors=original, point_errors=per_point.mean(axis=0))
+    write_atomic(os.path.join(folder, PREDICTIONS), buffer.getvalue())
     print('  per-image CSV %s, CED curve %s' % (csv_path, ced_path))
     return summary
+
+
+PREDICTIONS = 'predictions.npz'
+
+
+def load_result(folder):
+    """What an evaluation folder holds, for pages: {summary, keys, pred,
+    truth, errors, point_errors, names}; ValueError naming what is missing."""
+    paths = [os.path.join(folder, name) for name in ('summary.json', PREDICTIONS)]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise ValueError('%s is not an evaluation folder of test_rec_nme.py: %s is missing'
+                         % (folder, missing[0]))
+    with open(paths[0]) as f:
+        summary = json.load(f)
+    with np.load(paths[1]) as arrays:
+        found = {k: arrays[k] for k in arrays.files}
+    found['keys'] = [int(k) for k in found['keys']]
+    found.update(summary=summary, names=record_names(summary['rec']), folder=folder)
+    return found
 
 
 def _csv(columns):

@@ -117,7 +117,10 @@ def test_every_picture_exists_and_make_figures_makes_them(tmp_path):
                            '--readme', str(readme)],
                           cwd=str(ROOT), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    from tools.check_page import find_browser
     for picture in pictures:
+        if Path(picture).name == 'report.png' and find_browser() is None:
+            continue                       # the screenshot needs Chromium
         made = cv2.imread(str(out / Path(picture).name))
         assert made is not None and made.shape[1] <= 720, picture
     from tools.figures import TABLE_MARKS, quote

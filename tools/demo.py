@@ -81,7 +81,8 @@ def main(argv=None):
          '--set', "val_targets=['synth_test']", '--per-batch-size', '16', '--lr', '1e-3',
          '--optimizer', 'adam', '--lr-epoch-step', steps, '--verbose', '100', '--frequent', '20',
          '--gpus', args.gpus] + SMALL_NETWORK, 'training a small network on %s' % where)
-    run(['-m', 'tools.plot_log', os.path.join(model, 'model-log.csv')], 'loss and NME curves')
+    run(['-m', 'tools.plot_log', os.path.join(model, 'model-log.csv'), '--html'],
+        'loss and NME curves, and the run\'s page')
     after = run(['test_rec_nme.py', '--rec', os.path.join(data, 'synth_test.rec'),
                  '--prefix', os.path.join(model, 'model'), '--output', os.path.join(out, 'nme'),
                  '--gpu', gpu],
@@ -92,8 +93,10 @@ def main(argv=None):
     print('NME on the synthetic test set: untrained %.2f%% (step 0 of the log), trained %.2f%%'
           % (untrained_nme(os.path.join(model, 'model-log.csv'), 'synth_test'), nme_of(after)))
     print('everything is in %s:' % out)
-    print('  model/   checkpoints, model-log.csv and model-log.png (loss and NME curves)')
-    print('  nme/     per record set: ced.png (CED curve), per-image.csv, summary.json')
+    print('  model/   checkpoints, model-log.csv, model-log.png (loss and NME curves) and '
+          'model-report.html')
+    print('  nme/     per record set: report.html (open it in a browser), ced.png (CED curve), '
+          'per-image.csv, summary.json')
     print('  aligned/ overlay PNGs and JSON of the sample photos')
     return 0
 

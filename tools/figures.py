@@ -41,19 +41,45 @@ def sources(demo):
     return found
 
 
+def screenshot(demo, out):
+    """The demo's evaluation page as a browser shows it (its top), or None
+    without Chromium."""
+    from tools.check_page import find_browser, open_in_browser
+    pages = sorted(glob.glob(os.path.join(demo, 'nme', '*', 'report.html')))
+    if not pages or find_browser() is None:
+        print('no %s; the report screenshot is not remade' % (
+            'report page in %s' % demo if not pages else 'Chromium (apt-get install chromium)'))
+        return None
+    shot = os.path.join(out, 'report-full.png')
+    messages = open_in_browser(pages[0], shot, width=1280, height=1500)
+    if messages:
+        raise ValueError('%s: the browser console says %s' % (pages[0], messages[0]))
+    return shot
+
+
 def write_figures(demo, out):
     """Each picture at most WIDTH pixels wide in `out` (the photo as JPEG,
-    which keeps the repository small)."""
+    which keeps the repository small), and the evaluation page's screenshot."""
     written = []
-    for name, path in sources(demo).items():
-        image = cv2.imread(path)
-        if image.shape[1] > WIDTH:
-            image = cv2.resize(image, (WIDTH, image.shape[0] * WIDTH // image.shape[1]),
-                               interpolation=cv2.INTER_AREA)
-        data = png_bytes(image) if name.endswith('.png') else \
-            cv2.imencode('.jpg', image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-        written.append(write_atomic(os.path.join(out, name), data))
+    found = sources(demo)
+    with tempfile.TemporaryDirectory() as tmp:
+        shot = screenshot(demo, tmp)
+        if shot:
+            found['report.png'] = shot
+        for name, path in found.items():
+            written.append(_smaller(name, path, out))
     return written
+
+
+def _smaller(name, path, out):
+    """`path` written to out/name at most WIDTH wide; returns the path."""
+    image = cv2.imread(path)
+    if image.shape[1] > WIDTH:
+        image = cv2.resize(image, (WIDTH, image.shape[0] * WIDTH // image.shape[1]),
+                           interpolation=cv2.INTER_AREA)
+    data = png_bytes(image) if name.endswith('.png') else \
+        cv2.imencode('.jpg', image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    return write_atomic(os.path.join(out, name), data)
 
 
 MARKS = ('<!-- demo-figures -->', '<!-- /demo-figures -->')

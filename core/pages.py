@@ -1,0 +1,172 @@
+"""HTML pages to look at results: one self-contained file (its pictures
+embedded as data URIs, no script, no network) for an evaluation, for several
+models compared, or for a training run.
+
+The figures come from core.visualize; this module only lays them out.
+"""
+import base64
+import html
+
+import cv2
+import numpy as np
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+.figures { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
+.gallery { display: flex; flex-wrap: wrap; gap: 0.6em; }
+figure { margin: 0; } figcaption { font-size: 0.8em; max-width: 260px; word-break: break-all; }
+.note { color: #555; font-size: 0.9em; }
+"""
+
+
+def data_uri(data, kind='png'):
+    """A data URI of PNG or JPEG bytes."""
+    return 'data:image/%s;base64,%s' % (kind, base64.b64encode(data).decode('ascii'))
+
+
+def image(data, alt, kind='png', width=None):
+    return '<img src="%s" alt="%s"%s>' % (data_uri(data, kind), html.escape(alt),
+                                          ' width="%d"' % width if width else '')
+
+
+def jpeg(image_bgr, quality=88):
+    return cv2.imencode('.jpg', image_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+
+
+def table(headers, rows):
+    """An HTML table; cells are escaped text."""
+    head = ''.join('<th>%s</th>' % html.escape(str(h)) for h in headers)
+    body = ''.join('<tr>%s</tr>' % ''.join('<td>%s</td>' % html.escape(str(c)) for c in row)
+                   for row in rows)
+    return '<table><tr>%s</tr>%s</table>' % (head, body)
+
+
+def figure(content, caption):
+    return '<figure>%s<figcaption>%s</figcaption></figure>' % (content, html.escape(caption))
+
+
+def page(title, parts, note=None):
+    """A whole HTML document of `parts` (HTML strings)."""
+    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<link rel="icon" href="data:,">'
+            '<title>%s</title><style>%s</style></head><body><h1>%s</h1>%s%s</body></html>\n'
+            % (html.escape(title), STYLE, html.escape(title),
+               '<p class="note">%s</p>' % html.escape(note) if note else '', '\n'.join(parts)))
+
+
+def draw_comparison(image_rgb, truth, predictions, groups, size=256):
+    """BGR picture of a face with the ground truth (green) and predictions
+    (red, then blue, orange ...) drawn, resized to `size`."""
+    colours = [(40, 40, 230), (230, 120, 30), (0, 160, 255), (200, 0, 200)]
+    out = cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR)
+    scale = size / float(out.shape[0])
+    out = cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA)
+
+    def draw(points, colour):
+        points = np.asarray(points, dtype=np.float64) * scale
+        for group, closed in groups:
+            cv2.polylines(out, [np.round(points[list(group)]).astype(np.int32)], closed, colour,
+                          1, cv2.LINE_AA)
+        for x, y in np.round(points).astype(int):
+            cv2.circle(out, (int(x), int(y)), 2, colour, -1, cv2.LINE_AA)
+    draw(truth, (60, 200, 60))
+    for points, colour in zip(predictions, colours):
+        draw(points, colour)
+    return out
+
+
+def draw_point_errors(mean_shape, errors, size=384):
+    """BGR picture of the mean face with each point's mean error (percent)
+    as a disc: radius and colour grow with the error; the five hardest
+    points numbered."""
+    out = np.full((size, size, 3), 255, np.uint8)
+    shape = np.asarray(mean_shape, dtype=np.float64)
+    low, high = shape.min(axis=0), shape.max(axis=0)
+    scale = 0.8 * size / max(high - low)
+    points = (shape - (low + high) / 2) * scale + size / 2
+    errors = np.asarray(errors, dtype=np.float64)
+    top = max(float(errors.max()), 1e-9)
+    shades = cv2.applyColorMap(np.uint8(255 * errors / top).reshape(-1, 1), cv2.COLORMAP_JET)
+    for (x, y), error, shade in zip(points, errors, shades[:, 0]):
+        radius = int(round(3 + 12 * error / top))
+        cv2.circle(out, (int(round(x)), int(round(y))), radius,
+                   tuple(int(c) for c in shade), -1, cv2.LINE_AA)
+    for i in np.argsort(-errors)[:5]:
+        x, y = np.round(points[i]).astype(int)
+        cv2.putText(out, str(int(i)), (int(x) + 6, int(y) - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    return out
+
+
+# Evaluations -----------------------------------------------------------------------
+
+def _groups(scheme):
+    from data import landmarks
+    return landmarks.get(scheme).groups if scheme in landmarks.SCHEMES else ()
+
+
+def _face(result, key):
+    from data.recordio import RecordReader
+    return RecordReader(result['summary']['rec']).read_face(int(key))[0]
+
+
+def _set_rows(results):
+    rows = []
+    for r in results:
+        s = r['summary']
+        rows.append([s['dataset'], s['images'], '%.3f' % s['nme'],
+                     '%.3f' % s['nme_%s' % s['decoder']],
+                     ', '.join('%s %.3f' % item for item in s['normalisations'].items()),
+                     '%.4f' % s['auc@0.08'], '%.4f' % s['auc@0.10'],
+                     '%.2f' % s['failure@0.08'], '%.2f' % s['failure@0.10'],
+                     s['normalisation']])
+    return rows
+
+
+SET_HEADERS = ['set', 'images', 'NME % (published)', 'NME % (decoder)',
+               'other normalisations %', 'AUC@0.08', 'AUC@0.10', 'FR@0.08 %', 'FR@0.10 %',
+               'scheme, normalisation of NME']
+
+
+def evaluation_page(results, title, worst=12):
+    """One evaluation (several sets of one model): the table of every set,
+    and per set the CED curve, the distribution of per-image NME, the mean
+    error of each point on the mean face, and the `worst` images."""
+    from .visualize import plot_ced, plot_histogram
+    parts = ['<h2>All sets</h2>', table(SET_HEADERS, _set_rows(results)),
+             '<p class="note">NME %% (published): ground-truth box, argmax decoding; the '
+             'other columns: the %s decoder (AUC and FR of the detector where one was '
+             'used).</p>' % html.escape(results[0]['summary']['decoder'])]
+    for r in results:
+        s, errors = r['summary'], r['errors']
+        parts.append('<h2>%s</h2>' % html.escape(s['dataset']))
+        figures = [
+            figure(image(plot_ced({'argmax (published protocol)': errors / 100}, 0.10,
+                                  title='CED on %s' % s['dataset']), 'CED curve'),
+                   'cumulative error distribution'),
+            figure(image(plot_histogram({s['dataset']: errors}, 'per-image NME on %s'
+                                        % s['dataset']), 'NME histogram'),
+                   'distribution of per-image NME (%)'),
+            figure(image(jpeg(draw_point_errors(r['truth'].mean(axis=0), r['point_errors'])),
+                         'mean error per point', 'jpeg', 300),
+                   'mean error of each point (%%) on the mean face; largest: %s' % ', '.join(
+                       'point %d %.1f%%' % (i, r['point_errors'][i])
+                       for i in np.argsort(-r['point_errors'])[:5]))]
+        parts.append('<div class="figures">%s</div>' % ''.join(figures))
+        parts.append('<h3>The %d worst images</h3>' % min(worst, len(errors)))
+        cells = []
+        for i in np.argsort(-errors)[:worst]:
+            key = int(r['keys'][i])
+            picture = draw_comparison(_face(r, key), r['truth'][i], [r['pred'][i]],
+                                      _groups(s.get('scheme')))
+            cells.append(figure(image(jpeg(picture), 'record %d' % key, 'jpeg'),
+                                'NME %.2f%%, record %d, %s' % (errors[i], key,
+                                                             r['names'].get(key, '?'))))
+        parts.append('<p class="note">green: ground truth; red: prediction</p>'
+                     '<div class="gallery">%s</div>' % ''.join(cells))
+    return page(title, parts)
