@@ -1,9 +1,16 @@
-"""Face alignment on photos: detect faces, predict 68 landmarks, write
-NAME.EXT.json and an overlay NAME.EXT.png per image (folders are searched
-recursively and mirrored in --output).
+"""Face alignment on photos and videos: detect faces, predict their
+landmarks, write NAME.EXT.json and an overlay NAME.EXT.png per image, and
+NAME.EXT.jsonl (a line per face and frame) and an overlay NAME.EXT.overlay.mp4
+per video (folders are searched recursively and mirrored in --output).
 
     python test.py photo.jpg photos/ --prefix ./models/model-hg2d3-cab/model
     python test.py photos/ --prefix ./models/my-hg/model --boxes boxes.json --no-overlay
+    python test.py talk.mp4 --prefix ./models/model-hg2d3-cab/model --output out/
+
+Videos are tracked (core.video): the detector runs every --detect-every
+frames, faces follow their own landmarks in between and keep their track
+number, and a One Euro filter smooths each point (--no-smooth for the raw
+points). Ctrl-C keeps what was written, whole.
 
 A folder runs as a pipeline: a thread reads and detects the next photos while
 the network aligns the faces of the current ones, up to --batch faces of
@@ -28,6 +35,7 @@ import essh
 from core import cli
 from core.predictor import BACKENDS
 from core.protocol import DECODERS
+from core.video import BETA, MIN_CUTOFF, is_video_name, list_videos
 from data.files import write_atomic
 from data.images import list_images
 
@@ -35,23 +43,28 @@ log = logging.getLogger('test')
 
 
 def plan(inputs, output):
-    """([(image, json path, png path)], [problem]): one job per image of the
-    inputs; a missing path or an empty folder is a problem."""
-    jobs, problems = [], []
+    """([(image, json path, png path)], [(video, jsonl path, overlay path)],
+    [problem]): one job per image and video of the inputs; a missing path or
+    a folder with neither is a problem."""
+    jobs, videos, problems = [], [], []
+
+    def add(path, stem):
+        if is_video_name(path):
+            videos.append((path, stem + '.jsonl', stem + '.overlay.mp4'))
+        else:
+            jobs.append((path, stem + '.json', stem + '.png'))
     for item in inputs:
         if os.path.isdir(item):
-            found = list_images(item)
+            found = sorted(list_images(item) + list_videos(item))
             if not found:
-                problems.append('%s: no image in this folder' % item)
+                problems.append('%s: no image in this folder, nor a video' % item)
             for path in found:
-                stem = os.path.join(output, os.path.relpath(path, item))
-                jobs.append((path, stem + '.json', stem + '.png'))
+                add(path, os.path.join(output, os.path.relpath(path, item)))
         elif os.path.exists(item):
-            stem = os.path.join(output, os.path.basename(item))
-            jobs.append((item, stem + '.json', stem + '.png'))
+            add(item, os.path.join(output, os.path.basename(item)))
         else:
             problems.append('%s does not exist' % item)
-    return jobs, problems
+    return jobs, videos, problems
 
 
 def check_outputs(jobs, overlay, overwrite):
@@ -154,6 +167,17 @@ def parse_args(argv):
     parser.add_argument('--numbers', action='store_true', help='number the points')
     parser.add_argument('--batch', type=int, default=8,
                         help='faces (of one or several photos) per network call (default 8)')
+    video = parser.add_argument_group('videos')
+    video.add_argument('--detect-every', type=int, default=10,
+                       help='run the detector every N frames (and after a track is lost); '
+                       'between, faces follow their landmarks (default 10)')
+    video.add_argument('--no-smooth', action='store_true', help='the raw points of each frame')
+    video.add_argument('--smooth-cutoff', type=float, default=MIN_CUTOFF,
+                       help='One Euro filter: cut-off frequency (Hz) of a still point; lower '
+                       'is smoother (default %g)' % MIN_CUTOFF)
+    video.add_argument('--smooth-beta', type=float, default=BETA,
+                       help='One Euro filter: how fast the cut-off rises with speed; higher '
+                       'lags less (default %g)' % BETA)
     cli.add_flags(parser)
     return parser.parse_args(argv)
 
@@ -161,10 +185,12 @@ def parse_args(argv):
 def _main(argv):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')
-    jobs, problems = plan(args.inputs, args.output)
+    jobs, videos, problems = plan(args.inputs, args.output)
     for problem in problems:
         log.error('%s', problem)
-    check_outputs(jobs, not args.no_overlay, args.overwrite)
+    check_outputs(jobs + videos, not args.no_overlay, args.overwrite)
+    if args.detect_every < 1:
+        raise ValueError('--detect-every must be at least 1, got %d' % args.detect_every)
     boxes = read_boxes(args.boxes) if args.boxes else None
     if boxes is not None:
         unknown = unmatched_keys(boxes, jobs, args.inputs)
@@ -199,10 +225,35 @@ def _main(argv):
             empty += not photo.faces
             log.info('%s: %s', photo.source, cli.plural(len(photo.faces), 'face')
                      if photo.faces else message)
-    print('%s, %s, %d without a face, %d failed%s; results in %s'
-          % (cli.plural(len(jobs), 'image'), cli.plural(faces, 'face'), empty, failed,
-             ', %d missing' % len(problems) if problems else '', args.output))
+    if jobs:
+        print('%s, %s, %d without a face, %d failed%s; results in %s'
+              % (cli.plural(len(jobs), 'image'), cli.plural(faces, 'face'), empty, failed,
+                 ', %d missing' % len(problems) if problems else '', args.output))
+    failed += align_videos(handler, videos, args)
     return 1 if failed or problems else 0
+
+
+def align_videos(handler, videos, args):
+    """Each video's JSON Lines and overlay; returns how many failed."""
+    from core.video import VideoError, align_video
+    failed = 0
+    smooth = None if args.no_smooth else (args.smooth_cutoff, args.smooth_beta)
+    for path, jsonl_path, overlay_path in videos:
+        try:
+            frames, faces, tracks = align_video(
+                handler, path, jsonl_path, None if args.no_overlay else overlay_path,
+                progress=sys.stderr.isatty(), detect_every=args.detect_every, smooth=smooth)
+        except VideoError as err:
+            log.error('%s', err)
+            failed += 1
+            continue
+        except KeyboardInterrupt as err:
+            log.error('%s', err)
+            raise
+        print('%s: %d frames, %s in %s; %s%s' % (
+            path, frames, cli.plural(faces, 'face'), cli.plural(tracks, 'track'), jsonl_path,
+            '' if args.no_overlay else ', ' + overlay_path))
+    return failed
 
 
 def main(argv=None):

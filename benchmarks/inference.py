@@ -20,6 +20,7 @@ import mxnet as mx
 import numpy as np
 
 from benchmarks.models import random_checkpoint
+from benchmarks.photos import peak_mb
 from core.checkpoint import load_checkpoint
 from core.onnx_export import export, ort_session
 from core.predictor import resolve
@@ -126,15 +127,7 @@ def child(args):
     checkpoint = resolve(args.prefix, args.epoch)
     per_face = timed(_runtime(args.child, checkpoint, args.onnx_dir, args.batch), args.batch,
                      args.seconds) / args.batch
-    print('MEASURED %.6f %.0f' % (per_face, own_peak_mb()))
-
-
-def own_peak_mb():
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not
-    inherited from the parent across fork and exec)."""
-    with open('/proc/self/status') as f:
-        line = next(l for l in f if l.startswith('VmHWM:'))
-    return int(line.split()[1]) / 1024.0
+    print('MEASURED %.6f %.0f' % (per_face, peak_mb()))
 
 
 def measure(name, prefix, number, onnx_dir, batch, seconds):
@@ -180,7 +173,7 @@ def main(argv=None):
         export(sym, arg_params, aux_params, fp32, 'dynamic', size)
         del sym, arg_params, aux_params
         quantize(fp32, int8, checkpoint.cfg, max_loss=None)
-        peaks = [own_peak_mb()]
+        peaks = [peak_mb()]
         for batch in [int(b) for b in args.batches.split(',')]:
             print('\nbatch %d (each runtime in its own process)' % batch)
             print('  %-22s %10s %9s %13s %10s %9s' % ('runtime', 'ms/face', 'faces/s',

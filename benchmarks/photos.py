@@ -41,6 +41,8 @@ WAYS = {
 
 
 def peak_mb():
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not
+    inherited from the parent across fork and exec)."""
     with open('/proc/self/status') as f:
         return next(int(line.split()[1]) for line in f if line.startswith('VmHWM')) / 1024.0
 

@@ -106,7 +106,7 @@ class Handler(object):
 
     # Pieces -----------------------------------------------------------------
 
-    def _predict(self, items):
+    def predict_crops(self, items):
         """(points in photo pixels, heatmap peaks) of each (image_rgb, chain
         of transforms photo -> crop), all crops in one predictor call."""
         if not items:
@@ -148,6 +148,21 @@ class Handler(object):
         return self._box_crop(found.boxes[np.argmin(np.linalg.norm(
             centres - geometry.RECORD_SIZE / 2, axis=1))])
 
+    def chain_from_points(self, image_rgb, points):
+        """The transforms (photo -> record frame -> crop) of a face whose
+        landmarks are known (the previous frame's, in a video)."""
+        align = geometry.umeyama(self.scheme.five_points(points), geometry.TEMPLATE_384)
+        return [(align, geometry.RECORD_SIZE), (self._frame_crop(image_rgb, align, points),
+                                                self.input_size)]
+
+    def track(self, video, **options):
+        """Frame(index, time, image, faces) of each frame of a video path or
+        of an iterable of BGR frames; each face (core.video.TrackedFace) has
+        its track number. Options: detect_every, smooth ((min_cutoff, beta)
+        or None), fps (of frames given as arrays). See core.video."""
+        from . import video as videos
+        return videos.track(self, video, **options)
+
     def align(self, images_bgr, founds):
         """[[Face]] of each image given its detections, the faces of all the
         images predicted together. A face whose detector gave plausible five
@@ -163,7 +178,7 @@ class Handler(object):
             if points is not None and plausible_five(points[k], founds[i].boxes[k]):
                 fives[i, k] = points[k]
         boxed = [face for face in faces if face not in fives]
-        first = dict(zip(boxed, zip(*self._predict(
+        first = dict(zip(boxed, zip(*self.predict_crops(
             [(rgbs[i], [(self._box_crop(founds[i].boxes[k]), size)]) for i, k in boxed]))))
         for (i, k), (points, _) in first.items():
             five = self.scheme.five_points(points)
@@ -177,7 +192,7 @@ class Handler(object):
             items.append((rgbs[i], [(align, frame), (self._frame_crop(rgbs[i], align, before),
                                                      size)]))
         results = dict(first)
-        results.update(zip(second, zip(*self._predict(items))))
+        results.update(zip(second, zip(*self.predict_crops(items))))
         out = [[] for _ in images_bgr]
         for i, k in faces:
             landmarks, confidence = results[i, k]

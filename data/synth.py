@@ -241,6 +241,62 @@ def write_records(out_prefix, count, seed=0, progress=True, overwrite=False,
     return count
 
 
+def pose(x, y, scale=1.0, angle=0.0):
+    """Similarity from the 384 face frame to a video frame: the frame's
+    centre to (x, y), scaled and rotated by `angle` degrees."""
+    matrix = cv2.getRotationMatrix2D((geometry.RECORD_SIZE / 2.0,) * 2, angle, scale)
+    matrix[:, 2] += [x - geometry.RECORD_SIZE / 2.0, y - geometry.RECORD_SIZE / 2.0]
+    return matrix
+
+
+def video_frames(faces, size=(480, 640), seed=0, noise=4.0):
+    """Frames of a synthetic video and their faces' exact points.
+
+    `faces` holds per face (its seed, [pose matrix or None per frame]); a
+    face looks the same in every frame (its own seed) and is drawn through
+    its 68 points moved by the frame's pose; None leaves it out. Each frame
+    gets fresh sensor noise of `noise` grey levels. Returns ([BGR uint8
+    frame], [[(68, 2) points or None per frame] per face])."""
+    height, width = size
+    rng = np.random.default_rng(seed)
+    scene = cv2.resize(_background(rng, 384), (width, height), interpolation=cv2.INTER_LINEAR)
+    bases = [random_face_points(np.random.default_rng(face_seed)) for face_seed, _ in faces]
+    count = len(faces[0][1])
+    frames, truth = [], [[] for _ in faces]
+    for t in range(count):
+        image = scene.copy()
+        for k, (face_seed, poses) in enumerate(faces):
+            if poses[t] is None:
+                truth[k].append(None)
+                continue
+            points = geometry.apply(poses[t], bases[k])
+            draw_face(image, points, np.random.default_rng(face_seed + 1))
+            truth[k].append(points)
+        image = np.clip(image + rng.normal(0, noise, image.shape), 0, 255).astype(np.uint8)
+        frames.append(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return frames, truth
+
+
+def write_video(path, frames, fps=10.0):
+    """Frames as an MJPG AVI (or mp4v for .mp4) that OpenCV reads back."""
+    height, width = frames[0].shape[:2]
+    codec = 'mp4v' if str(path).endswith('.mp4') else 'MJPG'
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return str(path)
+
+
+def write_sample_video(path, frames=40, seed=0, fps=10.0):
+    """A clip of two synthetic faces crossing, one turning as it goes."""
+    steps = np.arange(frames) / max(1, frames - 1)
+    first = [pose(150 + 340 * t, 170, 0.5, -15 + 30 * t) for t in steps]
+    second = [pose(500 - 340 * t, 330, 0.55) for t in steps]
+    return write_video(path, video_frames([(seed + 3, first), (seed + 4, second)], seed=seed)[0],
+                       fps)
+
+
 def write_photos(folder, count, seed=0):
     """Write `count` multi-face photos as JPEG + a JSON of their landmarks."""
     rng = np.random.default_rng(seed)
@@ -258,6 +314,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description='Synthetic faces with exact 68-point landmarks.')
     parser.add_argument('--out', help='record prefix to write (PREFIX.rec/.idx)')
     parser.add_argument('--photos', help='folder to write multi-face JPEG photos into')
+    parser.add_argument('--video', help='a clip (.avi or .mp4) of two faces crossing, --count '
+                        'frames')
     parser.add_argument('--count', type=int, default=100)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out set')
@@ -265,8 +323,8 @@ def main(argv=None):
                         help='landmark scheme of the records (%s)' % ', '.join(
                             n for n, s in landmarks.SCHEMES.items() if s.from_ibug68 is not None))
     args = parser.parse_args(argv)
-    if not args.out and not args.photos:
-        parser.error('give --out PREFIX (records) or --photos DIR')
+    if not args.out and not args.photos and not args.video:
+        parser.error('give --out PREFIX (records), --photos DIR or --video FILE')
     try:
         if args.out:
             write_records(args.out, args.count, args.seed, overwrite=args.overwrite,
@@ -275,6 +333,11 @@ def main(argv=None):
         if args.photos:
             write_photos(args.photos, args.count, args.seed)
             print('wrote %d photos to %s' % (args.count, args.photos))
+        if args.video:
+            if os.path.exists(args.video) and not args.overwrite:
+                raise ValueError('%s exists; add --overwrite to replace it' % args.video)
+            write_sample_video(args.video, args.count, args.seed)
+            print('wrote %d frames to %s' % (args.count, args.video))
     except (OSError, ValueError) as err:
         print('error: %s' % err, file=sys.stderr)
         return 1

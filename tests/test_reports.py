@@ -4,11 +4,12 @@ decodes, their numbers are those of summary.json, and a real browser opens
 them without a console message."""
 import html.parser
 import json
+import os
 import re
 
 import pytest
 
-from conftest import synth_sets, train_small, write_small_checkpoint
+from conftest import write_small_checkpoint
 from tools import check_page, compare, plot_log
 
 
@@ -45,16 +46,15 @@ def rows_of(path):
 
 
 @pytest.fixture(scope='module')
-def evaluated(tmp_path_factory):
+def evaluated(tmp_path_factory, trained_synth):
     """A small trained network and an untrained one, each evaluated by
     test_rec_nme.py on two synthetic sets."""
     import test_rec_nme
     root = tmp_path_factory.mktemp('reports')
-    data = synth_sets(root / 'data', train=48, ibug=12, synth_test=10)
-    trained = train_small(root / 'trained' / 'model', data, '--set', 'losstype=ce',
-                          '--optimizer', 'adam', '--lr', '2e-3', '--per-batch-size', '8',
-                          '--lr-steps', '60,80', '--verbose', '20', '--workers', '0')
-    untrained = write_small_checkpoint(root / 'untrained' / 'model')
+    trained, data = trained_synth
+    root.joinpath('trained').symlink_to(os.path.dirname(trained))
+    # Named as a zoo model's folder: its published figures come beside.
+    untrained = write_small_checkpoint(root / 'model-hg2d3-cab' / 'model')
     assert test_rec_nme.main(['--all', '--set', "test_targets=['synth_test']", '--prefix',
                               trained, '--output', str(root / 'nme'), '--backend', 'mxnet']) == 0
     for name in ('ibug', 'synth_test'):
@@ -83,7 +83,7 @@ def test_the_evaluation_page_shows_every_set_with_the_numbers_of_its_summary(eva
 
 def test_two_models_compared_in_one_page(evaluated, capsys):
     folders = [str(next((evaluated / 'nme').glob('%s-%s-*' % (name, model))))
-               for model in ('trained', 'untrained') for name in ('ibug', 'synth_test')]
+               for model in ('trained', 'model-hg2d3-cab') for name in ('ibug', 'synth_test')]
     out = evaluated / 'compare'
     assert compare.main(folders + ['--out', str(out)]) == 0
     assert 'wrote %s (2 sets, 2 models)' % (out / 'compare.html') in capsys.readouterr().out
@@ -91,22 +91,25 @@ def test_two_models_compared_in_one_page(evaluated, capsys):
     problems, count = check_page.picture_problems(str(page))
     assert problems == []
     assert count == (1 + 12) + (1 + 10)    # a CED figure and the disagreements (all) per set
-    rows = [r for r in rows_of(page) if r and r[0].startswith(('trained', 'untrained'))]
+    rows = [r for r in rows_of(page) if r and r[0].startswith(('trained', 'model-'))]
     assert len(rows) == 4
     for folder in folders:
         summary = json.loads((evaluated / 'nme' / folder / 'summary.json').read_text())
         label = '%s-%04d' % (summary['model'], summary['checkpoint'])
         assert any(r[0] == label and r[4] == '%.3f' % summary['nme'] for r in rows), label
     trained = [r for r in rows if r[0].startswith('trained')]
-    untrained = [r for r in rows if r[0].startswith('untrained')]
+    untrained = [r for r in rows if r[0].startswith('model-hg2d3-cab')]
     for a, b in zip(trained, untrained):
         assert a[5] == '+0.000'
         assert float(b[5]) == pytest.approx(float(b[4]) - float(a[4]), abs=0.0015)
     assert 'hourglass, resnet block, 1 stack' in page.read_text()
+    # The zoo model's published IBUG figure beside its measured one; none elsewhere.
+    assert [r[8] for r in untrained] == ['6.974', '']
+    assert [r[8] for r in trained] == ['', '']
     # An earlier page is kept; a folder that is no evaluation is one line.
     assert compare.main(folders + ['--out', str(out)]) == 1
     assert 'exists; choose another --out' in capsys.readouterr().err
-    assert compare.main([str(evaluated / 'data'), '--out', str(evaluated / 'c2')]) == 1
+    assert compare.main([str(evaluated / 'trained'), '--out', str(evaluated / 'c2')]) == 1
     assert 'is not an evaluation folder of test_rec_nme.py' in capsys.readouterr().err
 
 
@@ -120,7 +123,7 @@ def test_the_training_page_marks_the_learning_rate_steps_and_the_best_checkpoint
     assert len(best) == 1 and best[0][0] == str(state['best_step'])
     assert best[0][-1] == 'best: checkpoint %04d' % state['best_checkpoint']
     assert 'spatial softmax cross-entropy' in page.read_text()
-    assert plot_log.lr_steps(str(log), plot_log.read_log(str(log))) == [60]
+    assert plot_log.lr_steps(str(log), plot_log.read_log(str(log))) == [100]
 
 
 @pytest.mark.skipif(check_page.find_browser() is None,
@@ -139,6 +142,6 @@ def test_a_real_browser_opens_every_page_without_a_console_message(evaluated, tm
 
 
 def test_the_page_names_each_set_and_the_scheme(evaluated):
-    page = next((evaluated / 'nme').glob('ibug-untrained-*/report.html')).read_text()
+    page = next((evaluated / 'nme').glob('ibug-model-hg2d3-cab-*/report.html')).read_text()
     assert re.search(r'<h2>ibug</h2>', page) and re.search(r'<h2>synth_test</h2>', page) is None
     assert 'iBUG 68 points, normalised by eyes' in page

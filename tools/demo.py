@@ -89,6 +89,11 @@ def main(argv=None):
                 'the best checkpoint on the synthetic test set')
     run(['test.py', os.path.join(ROOT, 'sample-images'), '--prefix', os.path.join(model, 'model'),
          '--output', os.path.join(out, 'aligned'), '--gpu', gpu], 'landmarks on the sample photos')
+    clip = os.path.join(data, 'sample-clip.avi')
+    run(['-m', 'data.synth', '--video', clip, '--count', '40', '--seed', '5'],
+        'a synthetic clip of two faces crossing')
+    run(['test.py', clip, '--prefix', os.path.join(model, 'model'), '--output',
+         os.path.join(out, 'video'), '--gpu', gpu], 'landmarks tracked on the clip')
     print('\n== done in %.1f minutes' % ((time.time() - started) / 60))
     print('NME on the synthetic test set: untrained %.2f%% (step 0 of the log), trained %.2f%%'
           % (untrained_nme(os.path.join(model, 'model-log.csv'), 'synth_test'), nme_of(after)))
@@ -98,6 +103,7 @@ def main(argv=None):
     print('  nme/     per record set: report.html (open it in a browser), ced.png (CED curve), '
           'per-image.csv, summary.json')
     print('  aligned/ overlay PNGs and JSON of the sample photos')
+    print('  video/   the clip\'s landmarks per face and frame (JSON Lines) and its overlay video')
     return 0
 
 

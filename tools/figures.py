@@ -57,6 +57,26 @@ def screenshot(demo, out):
     return shot
 
 
+def video_strip(demo, out, frames=(0, 13, 26, 39)):
+    """Four frames of the demo's overlay video, two by two, or None."""
+    clips = sorted(glob.glob(os.path.join(demo, 'video', '*.overlay.mp4')))
+    if not clips:
+        return None
+    capture = cv2.VideoCapture(clips[0])
+    found = []
+    for index in frames:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, image = capture.read()
+        if ok:
+            found.append(image)
+    capture.release()
+    if len(found) != len(frames):
+        raise ValueError('%s: frames %s do not all read' % (clips[0], list(frames)))
+    path = os.path.join(out, 'video-frames.png')
+    write_atomic(path, png_bytes(cv2.vconcat([cv2.hconcat(found[:2]), cv2.hconcat(found[2:])])))
+    return path
+
+
 def write_figures(demo, out):
     """Each picture at most WIDTH pixels wide in `out` (the photo as JPEG,
     which keeps the repository small), and the evaluation page's screenshot."""
@@ -66,6 +86,9 @@ def write_figures(demo, out):
         shot = screenshot(demo, tmp)
         if shot:
             found['report.png'] = shot
+        strip = video_strip(demo, tmp)
+        if strip:
+            found['video.jpg'] = strip
         for name, path in found.items():
             written.append(_smaller(name, path, out))
     return written
