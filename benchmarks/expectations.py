@@ -37,7 +37,8 @@ def measure(command, cwd=ROOT):
     line = [l for l in proc.stdout.splitlines() if l.startswith('MEASURED ')][-1]
     seconds, peak, code = line.split()[1:]
     if int(code):
-        raise RuntimeError('%s failed:\n%s' % (' '.join(command), proc.stderr[-2000:]))
+        raise RuntimeError('%s failed:\n%s\n%s' % (' '.join(command), proc.stdout[-3000:],
+                                                   proc.stderr[-2000:]))
     return float(seconds), float(peak), proc.stdout
 
 

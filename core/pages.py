@@ -5,6 +5,7 @@ models compared, or for a training run.
 The figures come from core.visualize; this module only lays them out.
 """
 import base64
+import functools
 import html
 
 import cv2
@@ -105,14 +106,25 @@ def draw_point_errors(mean_shape, errors, size=384):
 
 # Evaluations -----------------------------------------------------------------------
 
-def _groups(scheme):
+def scheme_groups(scheme):
+    """The drawing groups of a built-in scheme (a user's: points only)."""
     from data import landmarks
     return landmarks.get(scheme).groups if scheme in landmarks.SCHEMES else ()
 
 
-def _face(result, key):
+@functools.lru_cache(maxsize=8)
+def _reader(rec):
     from data.recordio import RecordReader
-    return RecordReader(result['summary']['rec']).read_face(int(key))[0]
+    return RecordReader(rec)
+
+
+def record_face(result, key):
+    """The aligned RGB image of record `key` of an evaluated set."""
+    return _reader(result['summary']['rec']).read_face(int(key))[0]
+
+
+def image_name(result, key):
+    return result['names'].get(key, 'no image name (the set has no .names)')
 
 
 def _set_rows(results):
@@ -162,11 +174,11 @@ def evaluation_page(results, title, worst=12):
         cells = []
         for i in np.argsort(-errors)[:worst]:
             key = int(r['keys'][i])
-            picture = draw_comparison(_face(r, key), r['truth'][i], [r['pred'][i]],
-                                      _groups(s.get('scheme')))
+            picture = draw_comparison(record_face(r, key), r['truth'][i], [r['pred'][i]],
+                                      scheme_groups(s['scheme']))
             cells.append(figure(image(jpeg(picture), 'record %d' % key, 'jpeg'),
                                 'NME %.2f%%, record %d, %s' % (errors[i], key,
-                                                             r['names'].get(key, '?'))))
+                                                             image_name(r, key))))
         parts.append('<p class="note">green: ground truth; red: prediction</p>'
                      '<div class="gallery">%s</div>' % ''.join(cells))
     return page(title, parts)

@@ -2,18 +2,18 @@
 smoothed.
 
 The detector runs every `detect_every` frames, on the next frame when a
-track is lost, and on every frame while no face is tracked; in between, each face is found again from its own landmarks
-of the previous frame, moved on as they moved since the frame before
-(aligned by their five points, one network pass). A detected face takes the
-number of the track whose expected landmarks' box overlaps its own most
-(IoU), or a new one. A track ends when its points leave the
-frame, or when their mean heatmap peak falls below `lost_ratio` of what it
-was at the track's last detection (a ratio, so that it holds for either
-loss's scale); a detection where an ended track is expected within
-`detect_every` frames takes its number again. All the faces
-of a frame go through the network together. Points are smoothed per track
-by a One Euro filter: little smoothing when a point moves fast, much when it
-stays (so still faces do not jitter and moving ones do not lag).
+track is lost, and on every frame while no face is tracked. In between, each
+face is found again from its own landmarks of the previous frame, moved on
+as their centre moved since the frame before (aligned by their five points,
+one network pass). A detected face takes the number of the track whose
+expected landmarks' box overlaps its own most (IoU), or a new one. A track
+ends when its points leave the frame, or when their mean heatmap peak falls
+below `lost_ratio` of what it was at the track's last detection (a ratio,
+so that it holds for either loss's scale); a detection where an ended track
+is expected within `detect_every` frames takes its number again. All the
+faces of a frame go through the network together. Points are smoothed per
+track by a One Euro filter: little smoothing when a point moves fast, much
+when it stays (so still faces do not jitter and moving ones do not lag).
 """
 import collections
 import os

@@ -18,10 +18,10 @@ import sys
 import numpy as np
 
 from core import cli
-from core.pages import (draw_comparison, figure, image, jpeg, page, table, _face, _groups)
+from core.pages import (draw_comparison, figure, image, image_name, jpeg, page, record_face,
+                        scheme_groups, table)
 from core.report import load_result
 from core.visualize import plot_ced
-from data import landmarks
 from data.files import write_atomic
 
 DISAGREEMENTS = 12
@@ -33,18 +33,17 @@ def model_label(result):
 
 
 def disagreement(a, b):
-    """Per common image: the mean distance between two models' points over
-    the ground truth's normaliser (percent), with the keys."""
+    """(common keys, per image the mean distance between two models' points
+    over the ground truth's box size, sqrt(w h), in percent)."""
     common = sorted(set(a['keys']) & set(b['keys']))
     ia = {k: i for i, k in enumerate(a['keys'])}
     ib = {k: i for i, k in enumerate(b['keys'])}
     pa = np.array([a['pred'][ia[k]] for k in common])
     pb = np.array([b['pred'][ib[k]] for k in common])
     truth = np.array([a['truth'][ia[k]] for k in common])
-    scheme = landmarks.get(a['summary'].get('scheme', landmarks.DEFAULT)) \
-        if a['summary'].get('scheme') in landmarks.SCHEMES else None
-    norm = scheme.normaliser(truth) if scheme else np.ones(len(common))
-    return common, 100 * np.linalg.norm(pa - pb, axis=2).mean(axis=1) / norm
+    size = truth.max(axis=1) - truth.min(axis=1)
+    return common, 100 * np.linalg.norm(pa - pb, axis=2).mean(axis=1) / np.sqrt(
+        size[:, 0] * size[:, 1])
 
 
 def set_section(name, results):
@@ -75,12 +74,12 @@ def set_section(name, results):
         for j in np.argsort(-apart)[:DISAGREEMENTS]:
             key = common[j]
             i, k = index_a[key], index_b[key]
-            picture = draw_comparison(_face(a, key), a['truth'][i], [a['pred'][i], b['pred'][k]],
-                                      _groups(first.get('scheme')))
+            picture = draw_comparison(record_face(a, key), a['truth'][i],
+                                      [a['pred'][i], b['pred'][k]], scheme_groups(first['scheme']))
             cells.append(figure(image(jpeg(picture), 'record %d' % key, 'jpeg'),
-                                'apart %.2f%%; NME %.2f%% vs %.2f%%; record %d, %s' % (
+                                'apart %.2f%% of the box; NME %.2f%% vs %.2f%%; record %d, %s' % (
                                     apart[j], a['errors'][i], b['errors'][k], key,
-                                    a['names'].get(key, '?'))))
+                                    image_name(a, key))))
         parts.append('<h3>Where %s and %s disagree most</h3><p class="note">green: ground '
                      'truth; red: %s; blue: %s</p><div class="gallery">%s</div>' % (
                          html.escape(model_label(a)), html.escape(model_label(b)),
