@@ -4,6 +4,7 @@ stderr and exit code 1 (the traceback only with --debug), Ctrl-C is exit
 (MXNet's oneDNN notices, hidden by `core`) shows only when asked for."""
 import logging
 import os
+import signal
 import sys
 
 
@@ -12,6 +13,10 @@ def run(body, argv=None, errors=(), chatter_flag='--verbose'):
     OSError and `errors`, and MXNet's GPU errors: out of memory, no kernel
     for the GPU) into one line. Returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # Started in the background by a shell (`cmd &`), which ignores
+        # SIGINT: `kill -INT` (Ctrl-C) still stops the work the usual way.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     debug = '--debug' in argv
     if debug or chatter_flag in argv:
         os.environ['MXNET_SUBGRAPH_VERBOSE'] = '1'

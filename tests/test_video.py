@@ -134,12 +134,14 @@ def test_a_truncated_or_corrupt_video_is_one_line_and_keeps_what_was_written(han
 
 
 def test_ctrl_c_keeps_every_written_frame_readable(handler, tmp_path):
+    """Also when started as a shell's background job, which ignores SIGINT."""
     frames, _ = synth.video_frames([moving(frames=200)], seed=7)
     clip = synth.write_video(tmp_path / 'long.avi', frames)
     out = tmp_path / 'out'
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'test.py'), clip, '--prefix',
                              handler.checkpoint.prefix, '--output', str(out), '--backend',
-                             'mxnet'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             'mxnet'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     wait_for(lambda: any(p.stat().st_size > 20000 for p in out.glob('long.avi.jsonl.tmp-*')),
              timeout=120, what='frames written')
     proc.send_signal(signal.SIGINT)
