@@ -58,8 +58,7 @@ class Scheme(namedtuple('Scheme', 'name count pairs groups five norms norm about
         norm = norm or self.norm
         gt = np.asarray(gt, dtype=np.float64)
         if norm == 'box':
-            size = gt.max(axis=1) - gt.min(axis=1)
-            return np.sqrt(size[:, 0] * size[:, 1])
+            return box_size(gt)
         if norm not in self.norms:
             raise SchemeError('the %s scheme has no %r normalisation (it has: %s)'
                               % (self.name, norm, ', '.join(self.norm_names)))
@@ -79,6 +78,13 @@ class Scheme(namedtuple('Scheme', 'name count pairs groups five norms norm about
     @property
     def norm_names(self):
         return [self.norm] + [n for n in list(self.norms) + ['box'] if n != self.norm]
+
+
+def box_size(gt):
+    """sqrt(w h) of the landmark box of each face of (N, P, 2) points (the
+    `box` normalisation, the same for every scheme)."""
+    size = np.asarray(gt, dtype=np.float64).max(axis=1) - np.asarray(gt).min(axis=1)
+    return np.sqrt(size[:, 0] * size[:, 1])
 
 
 def _mix(*terms):

@@ -22,6 +22,7 @@ from core.pages import (draw_comparison, figure, image, image_name, jpeg, page, 
                         scheme_groups, table)
 from core.report import load_result
 from core.visualize import plot_ced
+from data.landmarks import box_size
 from data.files import write_atomic
 
 DISAGREEMENTS = 12
@@ -41,9 +42,7 @@ def disagreement(a, b):
     pa = np.array([a['pred'][ia[k]] for k in common])
     pb = np.array([b['pred'][ib[k]] for k in common])
     truth = np.array([a['truth'][ia[k]] for k in common])
-    size = truth.max(axis=1) - truth.min(axis=1)
-    return common, 100 * np.linalg.norm(pa - pb, axis=2).mean(axis=1) / np.sqrt(
-        size[:, 0] * size[:, 1])
+    return common, 100 * np.linalg.norm(pa - pb, axis=2).mean(axis=1) / box_size(truth)
 
 
 def set_section(name, results):
