@@ -4,29 +4,30 @@
 #   make setup MXNET=system          the MXNet already installed (NGC container, source build)
 #   make setup ONNXRUNTIME=onnxruntime-gpu
 #   make setup PYTHON=python3.10     Python 3.10 or 3.11
+#   make check-cuda                  the CUDA install checked with the real wheel (no GPU needed)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 MXNET ?=
 ONNXRUNTIME ?=
 
-.PHONY: setup packages ext test demo figures summary check-installs clean
+.PHONY: setup packages ext test demo figures summary check-installs check-cuda clean
 
 setup: packages config.py ext
 
 $(PY):
-	$(PYTHON) tools/setup_env.py --check-python
+	$(PYTHON) tools/install/setup_env.py --check-python
 	$(PYTHON) -m venv $(if $(filter system,$(MXNET)),--system-site-packages) $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
 packages: $(PY)
-	$(PY) tools/setup_env.py $(if $(MXNET),--mxnet $(MXNET)) $(if $(ONNXRUNTIME),--onnxruntime $(ONNXRUNTIME))
+	$(PY) tools/install/setup_env.py $(if $(MXNET),--mxnet $(MXNET)) $(if $(ONNXRUNTIME),--onnxruntime $(ONNXRUNTIME))
 
 config.py:
 	cp sample_config.py config.py
 
 ext: packages
-	cd cython_ext && ../$(PY) setup.py build_ext --inplace --quiet
+	cd cython_ext && $(abspath $(PY)) setup.py build_ext --inplace --quiet
 
 test: setup
 	$(PY) -m pytest
@@ -38,8 +39,11 @@ figures: setup
 	$(PY) -m tools.figures --measure --out docs/figures --readme README.md
 
 check-installs: $(PY)
-	$(PY) tools/setup_env.py --resolve 3.10
-	$(PY) tools/setup_env.py --resolve 3.11
+	$(PY) tools/install/setup_env.py --resolve 3.10
+	$(PY) tools/install/setup_env.py --resolve 3.11
+
+check-cuda:
+	$(PYTHON) tools/install/check_cuda.py $(if $(MXNET),--mxnet $(MXNET))
 
 summary: setup
 	$(PY) -m tools.summary

@@ -2,7 +2,7 @@
 
 `make setup` copies this file to `config.py` (git-ignored) the first time; edit
 `config.py` to change your runs. A run's configuration is formed once, in this
-order (see `core.config.load_config`):
+order (see `core.plumbing.config.load_config`):
 
 1. `config` below,
 2. the chosen `network.<name>` section (train.py --network),
@@ -120,8 +120,8 @@ default.lr_steps = ''             # the same in steps ('300,450,500'); replaces 
 default.ckpt = 1                  # 1 saves a checkpoint when validation improves, 0 never
 default.exf = 1                   # shuffled copies of the records per pass
 default.frequent = 20             # log (and check the loss) every N batches
-default.verbose = 200             # validate, maybe checkpoint, save the state every N batches
-default.min_validations = 5       # validate at least this often in a run (lowers verbose)
+default.validate_every = 200      # validate, maybe checkpoint, save the state every N batches
+default.min_validations = 5       # validate at least this often in a run (lowers validate_every)
 default.kvstore = 'device'        # device | local | dist_sync
 default.seed = 727                # seeds Python, NumPy, MXNet and the data order
 default.gpus = None               # '0,1', '-1' for the CPU; None: CUDA_VISIBLE_DEVICES, else all GPUs

@@ -7,7 +7,7 @@ per video (folders are searched recursively and mirrored in --output).
     python test.py photos/ --prefix ./models/my-hg/model --boxes boxes.json --no-overlay
     python test.py talk.mp4 --prefix ./models/model-hg2d3-cab/model --output out/
 
-Videos are tracked (core.video): the detector runs every --detect-every
+Videos are tracked (core.inference.video): the detector runs every --detect-every
 frames, faces follow their own landmarks in between and keep their track
 number, and a One Euro filter smooths each point (--no-smooth for the raw
 points). Ctrl-C keeps what was written, whole.
@@ -32,10 +32,10 @@ import sys
 from tqdm import tqdm
 
 import essh
-from core import cli
-from core.predictor import BACKENDS
-from core.protocol import DECODERS
-from core.video import BETA, MIN_CUTOFF, is_video_name, list_videos
+from core.plumbing import cli
+from core.inference.predictor import BACKEND_CHOICES
+from core.evaluation.protocol import DECODERS
+from core.inference.video import BETA, MIN_CUTOFF, is_video_name, list_videos
 from data.files import write_atomic
 from data.images import list_images
 
@@ -132,7 +132,7 @@ def unmatched_keys(mapping, jobs, inputs):
 
 def write_result(photo, json_path, png_path, message, args, scheme):
     """The photo's JSON (and overlay PNG), the points of landmark `scheme`."""
-    from core.visualize import draw_faces, png_bytes
+    from core.plumbing.drawing import draw_faces, png_bytes
     record = {'image': photo.source, 'width': photo.image.shape[1],
               'height': photo.image.shape[0], 'scheme': scheme.name,
               'faces': [face.to_json() for face in photo.faces]}
@@ -141,8 +141,8 @@ def write_result(photo, json_path, png_path, message, args, scheme):
     write_atomic(json_path, json.dumps(record, indent=1))
     if not args.no_overlay:
         title = cli.plural(len(photo.faces), 'face')
-        write_atomic(png_path, png_bytes(draw_faces(photo.image, photo.faces, args.numbers,
-                                                    title, scheme.groups)))
+        write_atomic(png_path, png_bytes(draw_faces(photo.image, photo.faces, scheme.groups,
+                                                    args.numbers, title)))
 
 
 def parse_args(argv):
@@ -158,7 +158,7 @@ def parse_args(argv):
                         help='detector score threshold in [0, 1] (default: the detector\'s)')
     parser.add_argument('--boxes', help='JSON of face boxes per image, instead of a detector')
     parser.add_argument('--decoder', default='subpixel', choices=DECODERS)
-    parser.add_argument('--backend', default='auto', choices=BACKENDS,
+    parser.add_argument('--backend', default='auto', choices=BACKEND_CHOICES,
                         help='auto: ONNX Runtime on the CPU when the network exports, else MXNet')
     parser.add_argument('--output', default='test-output', help='folder for the results')
     parser.add_argument('--overwrite', action='store_true',
@@ -200,7 +200,7 @@ def _main(argv):
                         ', '.join(unknown[:10]) + (' ...' if len(unknown) > 10 else ''))
     if args.batch < 1:
         raise ValueError('--batch must be at least 1, got %d' % args.batch)
-    from core.handler import Handler
+    from core.inference.handler import Handler
     handler = Handler(args.prefix, args.epoch, args.gpu, args.detector, args.threshold,
                       args.decoder, args.backend)
     given = {path: boxes_for(boxes, path, args.inputs) for path, _, _ in jobs} \
@@ -209,7 +209,7 @@ def _main(argv):
     def boxes_of(path):
         return given[path] if given[path] is not None else essh.checked_boxes([])[0]
     outputs = {path: (json_path, png_path) for path, json_path, png_path in jobs}
-    failed, faces, empty = 0, 0, 0
+    failed, faces, empty, implausible = 0, 0, 0, 0
     with tqdm(total=len(jobs), unit='image', disable=not sys.stderr.isatty()) as bar:
         for photo in handler.each_photo([path for path, _, _ in jobs],
                                         boxes_of if boxes is not None else None, args.batch):
@@ -223,19 +223,22 @@ def _main(argv):
             write_result(photo, *outputs[photo.source], message, args, handler.scheme)
             faces += len(photo.faces)
             empty += not photo.faces
+            implausible += sum(not face.plausible for face in photo.faces)
             log.info('%s: %s', photo.source, cli.plural(len(photo.faces), 'face')
                      if photo.faces else message)
     if jobs:
-        print('%s, %s, %d without a face, %d failed%s; results in %s'
+        print('%s, %s, %d without a face, %d failed%s%s; results in %s'
               % (cli.plural(len(jobs), 'image'), cli.plural(faces, 'face'), empty, failed,
-                 ', %d missing' % len(problems) if problems else '', args.output))
+                 ', %d missing' % len(problems) if problems else '',
+                 '; %s not shaped like a face (drawn in orange)' % cli.plural(implausible, 'face')
+                 if implausible else '', args.output))
     failed += align_videos(handler, videos, args)
     return 1 if failed or problems else 0
 
 
 def align_videos(handler, videos, args):
     """Each video's JSON Lines and overlay; returns how many failed."""
-    from core.video import VideoError, align_video
+    from core.inference.video import VideoError, align_video
     failed = 0
     smooth = None if args.no_smooth else (args.smooth_cutoff, args.smooth_beta)
     for path, jsonl_path, overlay_path in videos:

@@ -13,16 +13,18 @@ import os
 import sys
 
 import essh
-from core import cli
-from core.config import apply_overrides, parse_overrides
-from core.devices import DeviceError
-from core.handler import Handler
-from core.predictor import BACKENDS, make_predictor, resolve
-from core.protocol import DECODERS
-from core.pages import evaluation_page
-from core.report import (DATASET_TITLES, claim_folder, evaluate_set, load_result, model_info,
-                         model_name, report_folder)
-from core.run import RunError
+from core.plumbing import cli
+from core.plumbing.config import apply_overrides, parse_overrides
+from core.plumbing.devices import DeviceError
+from core.inference.handler import Handler
+from core.inference.predictor import BACKEND_CHOICES, make_predictor
+from core.plumbing.runs import resolve
+from core.evaluation.protocol import DECODERS
+from core.evaluation.pages import evaluation_page
+from core.evaluation.report import (claim_folder, evaluate_set, load_result, model_info, model_name,
+                                    report_folder)
+from core.plumbing.runs import RunError
+from data import sets
 from data.files import write_atomic
 from data.recordio import RecordError, far_outside, gate
 
@@ -46,7 +48,7 @@ def parse_args(argv):
                         help='normalisation (default: 3d for AFLW2000-3D, else the model\'s)')
     parser.add_argument('--decoder', default='subpixel', choices=DECODERS,
                         help='decoding of the extra lines (the published figure uses argmax)')
-    parser.add_argument('--backend', default='auto', choices=BACKENDS)
+    parser.add_argument('--backend', default='auto', choices=BACKEND_CHOICES)
     parser.add_argument('--detector', choices=sorted(essh.DETECTORS),
                         help='also find faces with this detector instead of the ground truth')
     parser.add_argument('--output', default='nme-output',
@@ -88,20 +90,20 @@ def _main(argv):
     print(checkpoint.describe())
     if args.all:
         names = list(dict.fromkeys(list(cfg.val_targets) + list(cfg.test_targets)))
-        sets = [(name, os.path.join(cfg.dataset_path, name + '.rec')) for name in names]
-        missing = [name for name, rec in sets if not os.path.isfile(rec)]
-        sets = [(name, rec) for name, rec in sets if os.path.isfile(rec)]
-        if not sets:
+        present = sets.check_targets(names, cfg.dataset_path, 'val_targets/test_targets')
+        missing = [name for name in names if name not in present]
+        chosen = [(name, os.path.join(cfg.dataset_path, name + '.rec')) for name in present]
+        if not chosen:
             raise ValueError('no set of %s is in %s' % (names, cfg.dataset_path))
         if missing:
             log.warning('not in %s, left out: %s', cfg.dataset_path, ', '.join(missing))
     else:
         if not os.path.isfile(args.rec):
             raise FileNotFoundError('record file %s does not exist' % args.rec)
-        sets = [(args.dataset or os.path.splitext(os.path.basename(args.rec))[0], args.rec)]
-    for name, rec in sets:
+        chosen = [(args.dataset or os.path.splitext(os.path.basename(args.rec))[0], args.rec)]
+    for name, rec in chosen:
         check_set(rec, cfg.record_img_size, args.strict)
-    folders = [report_folder(args.output, name, checkpoint) for name, _ in sets]
+    folders = [report_folder(args.output, name, checkpoint) for name, _ in chosen]
     # The page of one set goes into its folder; of several, into its own.
     page_folder = folders[0] if len(folders) == 1 else report_folder(args.output, 'report',
                                                                      checkpoint)
@@ -114,13 +116,13 @@ def _main(argv):
                           decoder=args.decoder, predictor=predictor)
     rows = [evaluate_set(predictor, rec, name, cfg, args.decoder, folder, handler,
                          args.landmark_type, model_info(checkpoint, cfg, name))
-            for (name, rec), folder in zip(sets, folders)]
+            for (name, rec), folder in zip(chosen, folders)]
     if len(rows) > 1:
         print(results_table(rows, model_name(checkpoint), args.decoder if args.detector is None
                             else '%s detector, %s' % (args.detector, args.decoder)))
     page = write_atomic(os.path.join(page_folder, 'report.html'), evaluation_page(
         [load_result(folder) for folder in folders], '%s-%04d on %s' % (
-            model_name(checkpoint), checkpoint.number, ', '.join(name for name, _ in sets))))
+            model_name(checkpoint), checkpoint.number, ', '.join(name for name, _ in chosen))))
     print('report page %s' % page)
     return 0
 
@@ -134,7 +136,7 @@ def results_table(rows, model, decoding):
              '|---|---|---|---|---|---|']
     for r in rows:
         lines.append('| %s | %d | %.3f | %.2f | %.4f | %s |' % (
-            DATASET_TITLES.get(r['dataset'], r['dataset']), r['images'], r['nme'],
+            sets.get(r['dataset']).title, r['images'], r['nme'],
             r['failure@0.10'], r['auc@0.10'], r['normalisation']))
     return '\n'.join(lines)
 

@@ -8,13 +8,13 @@
 import argparse
 import sys
 
-from core import cli
-from core.config import KVSTORES, OPTIMIZERS, apply_overrides, load_config, parse_overrides
-from core import dist
-from core.devices import DeviceError
-from core.dist import LaunchError
-from core.run import RunError, read_state
-from core.trainer import Trainer, TrainingStopped, resumed_config
+from core.plumbing import cli
+from core.plumbing.config import KVSTORES, OPTIMIZERS, apply_overrides, load_config, parse_overrides
+from core.training import dist
+from core.plumbing.devices import DeviceError
+from core.training.dist import LaunchError
+from core.plumbing.runs import RunError, read_state
+from core.training.trainer import Trainer, TrainingStopped, resumed_config
 
 EPILOG = '''A run's configuration is formed in this order: config.py (a copy of
 sample_config.py), its --network and --dataset sections, --set KEY=VALUE,
@@ -23,7 +23,7 @@ checkpoints; --resume continues with that saved configuration.'''
 
 # Flags that set a training option (train.<dest>); the rest set config keys.
 TRAIN_FLAGS = ('prefix', 'pretrained', 'allow_missing', 'optimizer', 'lr', 'wd', 'lr_epoch_step',
-               'lr_steps', 'ckpt', 'exf', 'frequent', 'verbose', 'min_validations', 'workers',
+               'lr_steps', 'ckpt', 'exf', 'frequent', 'validate_every', 'min_validations', 'workers',
                'seed', 'kvstore', 'gpus', 'bad_records', 'dist_timeout')
 
 
@@ -50,9 +50,10 @@ def parse_args(argv):
         help='1 saves a checkpoint when the validation NME improves, 0 never')
     add('--exf', type=int, help='shuffled copies of the records per pass')
     add('--frequent', type=int, help='log (and check the loss) every N batches')
-    add('--verbose', type=int, help='validate, maybe checkpoint, save the state every N batches')
+    add('--validate-every', type=int,
+        help='validate, maybe checkpoint, save the state every N batches')
     add('--min-validations', type=int,
-        help='validate at least this often in a run, lowering --verbose (default 5)')
+        help='validate at least this often in a run, lowering --validate-every (default 5)')
     add('--workers', type=int, help='data worker processes (default: the usable CPUs but one)')
     add('--seed', type=int, help='seeds Python, NumPy, MXNet and the data order')
     add('--kvstore', choices=KVSTORES)
@@ -64,7 +65,11 @@ def parse_args(argv):
     add('--set', action='append', default=[], metavar='KEY=VALUE',
         help='override a config key, e.g. --set net_block=hpm (repeatable)')
     add('--config', help='settings file to use instead of config.py')
-    cli.add_flags(parser, verbose=False)
+    cli.add_flags(parser)
+    for flag, value in zip(argv, list(argv[1:]) + ['']):
+        if flag == '--verbose' and value.isdigit():
+            parser.error('--verbose %s: the validation interval is now --validate-every %s '
+                         '(--verbose shows third-party messages)' % (value, value))
     return parser.parse_args(argv)
 
 
@@ -105,8 +110,7 @@ def _main(argv):
 
 
 def main(argv=None):
-    code = cli.run(_main, argv, errors=(RunError, DeviceError, TrainingStopped, LaunchError),
-                   chatter_flag='--debug')
+    code = cli.run(_main, argv, errors=(RunError, DeviceError, TrainingStopped, LaunchError))
     return dist.finish(code)
 
 

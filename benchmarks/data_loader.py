@@ -16,7 +16,7 @@ import cv2
 import mxnet as mx
 import numpy as np
 
-from core.config import load_config
+from core.plumbing.config import load_config
 from data import augment, geometry
 from data.iterator import FaceSegIter
 from data.recordio import RecordReader, unpack_label

@@ -20,7 +20,6 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BACKENDS = ('mxnet', 'onnx', 'onnx-int8')
 FACES = 24
 # Runs a command and prints its wall time and the peak memory of its largest
 # process (RUSAGE_CHILDREN: every descendant waited for).
@@ -46,7 +45,8 @@ def child(backend, prefix):
     """Time FACES single faces with one backend (run in its own process)."""
     import numpy as np
 
-    from core.predictor import make_predictor, resolve
+    from core.inference.predictor import make_predictor
+    from core.plumbing.runs import resolve
     predictor = make_predictor(resolve(prefix), backend)
     data = np.random.RandomState(0).uniform(0, 255, (1, 3, 128, 128)).astype(np.float32)
     predictor(data)
@@ -58,8 +58,9 @@ def child(backend, prefix):
 
 def inference_rows():
     from benchmarks.models import random_checkpoint
-    from core.predictor import cached_onnx, make_predictor, resolve
-    from core.quantize import quantize
+    from core.inference.predictor import BACKENDS, cached_onnx, make_predictor
+    from core.plumbing.runs import resolve
+    from core.inference.quantize import quantize
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         prefix = random_checkpoint('hg2d3-cab', tmp)
@@ -134,8 +135,9 @@ def main(argv=None):
     from data.files import write_atomic
     rows = (command_rows(args.demo_output) if args.commands else []) + inference_rows()
     found = {'machine': machine(), 'rows': rows}
+    found['table'] = table(found)
     print(found['machine'])
-    print(table(found))
+    print(found['table'])
     if args.json:
         print('wrote %s' % write_atomic(args.json, json.dumps(found, indent=1)))
 

@@ -21,10 +21,10 @@ import numpy as np
 
 from benchmarks.models import random_checkpoint
 from benchmarks.photos import peak_mb
-from core.checkpoint import load_checkpoint
-from core.onnx_export import export, ort_session
-from core.predictor import resolve
-from core.quantize import quantize
+from core.plumbing.checkpoint import load_checkpoint
+from core.inference.export import export, ort_session
+from core.plumbing.runs import resolve
+from core.inference.quantize import quantize
 from data.workers import usable_cpus
 from symbol import inference_symbol, to_gluon
 

@@ -5,8 +5,9 @@ import os
 import mxnet as mx
 import numpy as np
 
-from core import checkpoint, run
-from core.config import published_config
+from core.plumbing import checkpoint
+from core.training import record
+from core.plumbing.config import published_config
 from symbol import get_symbol, param_shapes
 
 
@@ -30,7 +31,7 @@ def random_weights(cfg, folder):
     os.makedirs(folder, exist_ok=True)
     prefix = os.path.join(folder, 'model')
     checkpoint.save_checkpoint(prefix, 0, sym, args, aux)
-    run.save_config(prefix, cfg)
+    record.save_config(prefix, cfg)
     return prefix
 
 
@@ -39,15 +40,15 @@ def briefly_trained(folder, faces=160, steps=120):
     faces (it finds and follows faces; its NME is far from the demo's)."""
     import train
     from data import synth
-    from tools.demo import SMALL_NETWORK
+    from symbol import zoo
     data = os.path.join(folder, 'data')
     synth.write_records(os.path.join(data, 'train'), faces, seed=11, progress=False)
     synth.write_records(os.path.join(data, 'ibug'), 8, seed=12, progress=False)
     prefix = os.path.join(folder, 'model', 'model')
     code = train.main(['--prefix', prefix, '--set', 'dataset_path=%s' % data, '--optimizer',
                        'adam', '--lr', '2e-3', '--per-batch-size', '16', '--lr-steps',
-                       '%d,%d' % (steps - 20, steps), '--verbose', str(steps), '--workers', '0',
-                       '--min-validations', '0'] + SMALL_NETWORK)
+                       '%d,%d' % (steps - 20, steps), '--validate-every', str(steps), '--workers', '0',
+                       '--min-validations', '0'] + zoo.set_flags(zoo.DEMO_SETTINGS))
     if code:
         raise RuntimeError('training the benchmark\'s network failed')
     return prefix

@@ -50,9 +50,9 @@ def peak_mb():
 def run_way(way, prefix, folder, rounds):
     """{faces, seconds, photos, peak_mb} of one way (in this process)."""
     import essh
-    from core import handler as handler_module
-    from core.handler import Handler
-    from core.visualize import draw_faces, png_bytes
+    from core.inference import handler as handler_module
+    from core.inference.handler import Handler
+    from core.plumbing.drawing import draw_faces, png_bytes
     from data.images import list_images
     handler_module.plausible_five = lambda five, box: True      # see the docstring
     _, detector, backend = WAYS[way]
@@ -70,13 +70,13 @@ def run_way(way, prefix, folder, rounds):
     faces, start = 0, time.perf_counter()
     if way == 'default':
         for photo in handler.each_photo(paths, batch=8):
-            png_bytes(draw_faces(photo.image, photo.faces))
+            png_bytes(draw_faces(photo.image, photo.faces, handler.scheme.groups))
             faces += len(photo.faces)
     else:
         for path in paths:
             image, found = handler.find(path)
             found = handler.align([image], [found])[0]
-            png_bytes(draw_faces(image, found))
+            png_bytes(draw_faces(image, found, handler.scheme.groups))
             faces += len(found)
     return {'faces': faces, 'seconds': time.perf_counter() - start, 'photos': len(paths),
             'peak_mb': peak_mb()}

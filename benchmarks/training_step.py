@@ -16,9 +16,9 @@ import time
 
 import mxnet as mx
 
-from core.config import apply_overrides, load_config, published_config
-from core.feeder import DeviceFeeder
-from core.trainer import initializer
+from core.plumbing.config import apply_overrides, load_config, published_config
+from core.training.feeder import DeviceFeeder
+from core.training.trainer import initializer
 from data.iterator import FaceSegIter
 from data.synth import write_records
 from data.workers import default_workers

@@ -17,8 +17,8 @@ import tempfile
 import time
 
 from benchmarks.models import briefly_trained
-from core import video
-from core.handler import Handler
+from core.inference import video
+from core.inference.handler import Handler
 from data import synth
 from data.workers import usable_cpus
 

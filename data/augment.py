@@ -1,11 +1,10 @@
 """Per-sample transforms of docs/data.md ("Training samples"): training crops with
 rotation, scale and mirror, and heatmap targets; plus the warp of a record
 through given evaluation transforms (the protocol itself is the caller's)."""
-import functools
 
 import numpy as np
 
-from . import geometry, landmarks
+from . import geometry
 
 HEATMAP_PEAK = 20.0
 MAX_ROTATION = 40          # rotation r is an integer in [-40, 40)
@@ -30,21 +29,12 @@ def render_heatmaps(points, input_size, label_size, sigma):
     return (HEATMAP_PEAK * np.einsum('py,px->pyx', gy, gx)).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=None)
-def flip_order(scheme):
-    """The flip order of landmark scheme `scheme` (a name or JSON path)."""
-    return np.array(landmarks.get(scheme).flip_order)
-
-
-FLIP = flip_order(landmarks.DEFAULT)      # the 68-point order
-
-
-def mirror_points(points, size, scheme=landmarks.DEFAULT):
+def mirror_points(points, size, scheme):
     """Mirror (x, y) points in a crop of `size` and re-index by the flip
-    order of `scheme`."""
+    order of the landmark scheme."""
     mirrored = np.array(points, dtype=np.float64)
     mirrored[:, 0] = size - 1 - mirrored[:, 0]
-    return mirrored[flip_order(scheme)]
+    return mirrored[scheme.flip_order]
 
 
 def heatmap_target(points, mirrored, cfg):
@@ -54,9 +44,8 @@ def heatmap_target(points, mirrored, cfg):
     are rendered directly."""
     size, label, sigma = cfg.input_img_size, cfg.output_label_size, cfg.gaussian
     if mirrored and cfg.mirror_heatmaps:
-        scheme = cfg.landmark_scheme
-        heat = render_heatmaps(mirror_points(points, size, scheme), size, label, sigma)
-        return np.ascontiguousarray(heat[flip_order(scheme)][:, :, ::-1])
+        heat = render_heatmaps(mirror_points(points, size, cfg.scheme), size, label, sigma)
+        return np.ascontiguousarray(heat[cfg.scheme.flip_order][:, :, ::-1])
     return render_heatmaps(points, size, label, sigma)
 
 
@@ -93,7 +82,7 @@ def training_sample(image, points, rng, cfg, mirror=None):
         mirror = bool(rng.integers(0, 2))
     if mirror:
         crop = crop[:, ::-1]
-        crop_points = mirror_points(crop_points, size, cfg.landmark_scheme)
+        crop_points = mirror_points(crop_points, size, cfg.scheme)
     return np.ascontiguousarray(crop), crop_points, mirror
 
 

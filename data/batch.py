@@ -127,7 +127,7 @@ class BatchMaker(object):
             if pair is not None:
                 size = self.cfg.input_img_size
                 self._write(slot, pair, crop[:, ::-1],
-                            augment.mirror_points(points, size, self.cfg.landmark_scheme), True,
+                            augment.mirror_points(points, size, self.cfg.scheme), True,
                             key)
             return
         raise RecordError('%s: none of %d consecutive records (from record %d) gives a '

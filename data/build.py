@@ -52,14 +52,10 @@ import numpy as np
 import scipy.io
 from tqdm import tqdm
 
-from . import geometry, landmarks
+from . import geometry, landmarks, sets
 from .images import list_images
 from .recordio import RecordWriter, pack_face
 
-PUBLISHED_COUNTS = {'ibug': 135, 'cofw_testset': 507, '300W': 600, 'AFLW2000-3D': 2000,
-                    'wflw_test': 2500, 'wflw_test_largepose': 326, 'wflw_test_expression': 314,
-                    'wflw_test_illumination': 698, 'wflw_test_makeup': 206,
-                    'wflw_test_occlusion': 736, 'wflw_test_blur': 773, 'cofw29_test': 507}
 
 
 class Skip(Exception):
@@ -74,7 +70,7 @@ def read_image(path):
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def check_points(points, count=landmarks.NUM_POINTS):
+def check_points(points, count):
     """(count, 2) finite points, or Skip with the reason."""
     points = np.asarray(points, dtype=np.float64)
     if points.size != 2 * count:
@@ -93,13 +89,12 @@ def outside(points, image):
                 or (points[:, 1] > height - 1).any())
 
 
-def aligned_record(image, points, record_id, scheme=landmarks.DEFAULT):
+def aligned_record(image, points, record_id, scheme):
     """Record payload of a face aligned to the 384 frame by the five points
     of its landmark scheme."""
-    scheme = landmarks.get(scheme)
     matrix = geometry.alignment_transform(points, scheme)
     aligned = geometry.warp(image, matrix, geometry.RECORD_SIZE)
-    return pack_face(aligned, geometry.apply(matrix, points), record_id, count=scheme.count)
+    return pack_face(aligned, geometry.apply(matrix, points), scheme.count, record_id)
 
 
 # Readers: each yields (name, image loader, points loader) per face. ------------
@@ -125,7 +120,7 @@ def _beside(inputs, extension):
                 yield None, annotation
 
 
-def read_pts(path, one_based=True, expected=landmarks.NUM_POINTS):
+def read_pts(path, expected, one_based=True):
     """The `expected` (x, y) points of a 300-W `.pts` file."""
     with open(path) as f:
         lines = [line.strip() for line in f if line.strip()]
@@ -339,8 +334,8 @@ def read_points_file(path):
 
 READERS = {
     'pts': lambda args: faces_from_annotated_images(
-        args.input, '.pts', lambda p: read_pts(p, not args.pts_one_based_keep,
-                                               landmarks.get(args.scheme).count)),
+        args.input, '.pts', lambda p: read_pts(p, landmarks.get(args.scheme).count,
+                                               not args.pts_one_based_keep)),
     'ljson': lambda args: faces_from_annotated_images(args.input, '.ljson', read_ljson),
     'cofw': lambda args: faces_from_cofw(args.input, args.cofw_points),
     'aflw2000': lambda args: faces_from_aflw2000(args.input),
@@ -356,12 +351,11 @@ READERS = {
 FORMAT_SCHEMES = {'wflw': 'wflw98', 'cofw29': 'cofw29'}
 
 
-def build(faces, out_prefix, progress=True, overwrite=False, scheme=landmarks.DEFAULT):
+def build(faces, out_prefix, scheme, progress=True, overwrite=False):
     """Write every face with finite points of `scheme`; returns (written,
     kept with points outside their image, [(name, reason) skipped])."""
     skipped, outside_count = [], 0
-    scheme = landmarks.get(scheme)
-    with RecordWriter(out_prefix, overwrite, scheme) as writer:
+    with RecordWriter(out_prefix, scheme, overwrite) as writer:
         for name, image_fn, points_fn in tqdm(list(faces), disable=not progress, unit='face'):
             if isinstance(points_fn, Skip):
                 skipped.append((name, str(points_fn)))
@@ -444,14 +438,13 @@ def main(argv=None):
         faces = itertools.chain.from_iterable(
             READERS[kind](argparse.Namespace(**dict(vars(args), input=paths)))
             for kind, paths in groups)
-        count, kept_outside, skipped = build(faces, args.out, overwrite=args.overwrite,
-                                             scheme=scheme)
+        count, kept_outside, skipped = build(faces, args.out, scheme, overwrite=args.overwrite)
         subsets = []
         for attribute in WFLW_ATTRIBUTES if args.subsets else ():
             out = '%s_%s' % (args.out, attribute)
             faces = faces_from_wflw([p for _, paths in groups for p in paths], args.images,
                                     attribute)
-            subsets.append((out, build(faces, out, False, args.overwrite, scheme)[0]))
+            subsets.append((out, build(faces, out, scheme, False, args.overwrite)[0]))
     except (ValueError, OSError) as err:
         print('error: %s' % err, file=sys.stderr)
         return 1
@@ -464,7 +457,7 @@ def main(argv=None):
     for out, written in [(args.out, count)] + subsets:
         if out != args.out:
             print('wrote %d face%s to %s.rec' % (written, '' if written == 1 else 's', out))
-        published = PUBLISHED_COUNTS.get(os.path.basename(out))
+        published = sets.get(os.path.basename(out)).count
         if published:
             print('the published %s set has %d faces%s' % (
                 os.path.basename(out), published, '' if published == written else

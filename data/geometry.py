@@ -5,7 +5,6 @@ import os
 import cv2
 import numpy as np
 
-from . import landmarks
 
 # 5-point template (eye centres, nose tip, mouth corners) of a 112x112 face.
 TEMPLATE_112 = np.array([[38.2946, 41.6963], [73.5318, 41.5014], [56.0252, 61.7366],
@@ -37,10 +36,10 @@ def umeyama(src, dst):
     return matrix
 
 
-def alignment_transform(points, scheme=landmarks.DEFAULT):
+def alignment_transform(points, scheme):
     """Similarity taking a face's 5 points (by its landmark scheme) onto the
     384 record template."""
-    return umeyama(landmarks.get(scheme).five_points(points), TEMPLATE_384)
+    return umeyama(scheme.five_points(points), TEMPLATE_384)
 
 
 def apply(matrix, points):

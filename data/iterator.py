@@ -51,8 +51,8 @@ class FaceSegIter(mx.io.DataIter):
                  part_index=0, num_parts=1, depth=3):
         super(FaceSegIter, self).__init__(batch_size)
         self.cfg, self.path = cfg, str(path_imgrec)
-        reader = RecordReader(self.path)
-        reader.require_scheme(cfg.landmark_scheme)
+        reader = RecordReader(self.path, cfg.scheme)
+        reader.require_scheme(cfg.scheme)
         share = len(reader.keys) // num_parts
         self.keys = reader.keys[part_index::num_parts][:share]
         if not self.keys:

@@ -4,9 +4,11 @@ groups, the five alignment points, the normalisations of its NME and, where
 it can be drawn on synthetic faces, its mapping from the 68 iBUG points.
 
 The network (heatmap count, coherent loss), the data pipeline (records,
-mirroring, alignment), the evaluation protocol and the drawing all read the
-scheme named by the configuration's `landmark_scheme`: one of SCHEMES, or
-the path of a user's JSON file (`docs/schemes.md` gives its form). Adding a
+mirroring, alignment), the evaluation protocol and the drawing all take a
+Scheme. A configuration's `landmark_scheme` is one of SCHEMES by name, or a
+user's scheme by content: the path of its JSON file (`docs/schemes.md` gives
+its form) is read once, when the configuration is formed (`resolve`), and
+its content travels with the run, its record sets and its workers. Adding a
 scheme is one entry in SCHEMES.
 """
 import json
@@ -16,13 +18,19 @@ from collections import namedtuple
 import numpy as np
 
 DEFAULT = 'ibug68'
+# The largest Scheme.shape_error of a plausible face. Calibrated on the 43
+# annotated dlib faces (at most 0.12) and 300 synthetic faces (at most 0.12),
+# against the predictions on the dlib photos of a network with random weights
+# (at least 1.5) and of one trained briefly on synthetic faces (at least 0.52).
+PLAUSIBLE_SHAPE_ERROR = 0.25
 
 
 class SchemeError(ValueError):
     """A scheme that is unknown or does not hold together; names the file."""
 
 
-class Scheme(namedtuple('Scheme', 'name count pairs groups five norms norm about from_ibug68')):
+class Scheme(namedtuple('Scheme', 'name count pairs groups five norms norm about from_ibug68 '
+                                   'spec')):
     """One landmark scheme.
 
     pairs       (i, j) mirror pairs; points in no pair lie on the mid-line
@@ -36,7 +44,43 @@ class Scheme(namedtuple('Scheme', 'name count pairs groups five norms norm about
     about       one line naming the scheme and its normalisation
     from_ibug68 (count, 68) matrix placing this scheme's points from 68
                 iBUG points (synthetic faces), or None
+    spec        a user's scheme: its JSON content; None for the built-in ones
     """
+
+    @property
+    def mean_shape(self):
+        """(count, 2) mean face in the 384 record frame, or None: the neutral
+        68-point face placed by `from_ibug68`, or a user scheme's
+        "mean_shape"."""
+        if self.spec is not None and 'mean_shape' in self.spec:
+            return np.asarray(self.spec['mean_shape'], dtype=np.float64)
+        if self.from_ibug68 is None:
+            return None
+        from .geometry import NEUTRAL_FACE
+        return self.from_ibug68 @ NEUTRAL_FACE
+
+    def shape_error(self, points):
+        """How far one face's (count, 2) points are from a face: the RMS
+        distance between them and the mean shape moved onto them by the best
+        similarity, over the size of that moved shape (sqrt of its box's
+        area). None for a scheme without a mean shape. A face is plausible
+        up to PLAUSIBLE_SHAPE_ERROR."""
+        mean = self.mean_shape
+        points = np.asarray(points, dtype=np.float64)
+        if mean is None or not np.isfinite(points).all():
+            return None
+        from .geometry import apply, umeyama
+        fitted = apply(umeyama(mean, points), mean)
+        size = box_size(fitted[None])[0]
+        if not size > 0:
+            return float('inf')
+        return float(np.sqrt(((points - fitted) ** 2).sum(axis=1).mean()) / size)
+
+    @property
+    def value(self):
+        """What a configuration or a record set stores: the name of a
+        built-in scheme, the content of a user's."""
+        return self.spec if self.spec is not None else self.name
 
     @property
     def flip_order(self):
@@ -112,7 +156,7 @@ def _ibug68():
               (range(42, 48), True), (range(48, 60), True), (range(60, 68), True))
     return Scheme('ibug68', 68, pairs, groups, ((36, 39), (42, 45), (30,), (48,), (54,)),
                   {'eyes': ((36, 39), (42, 45)), 'ocular': ((36,), (45,))}, 'eyes',
-                  'iBUG 68 points', np.eye(68))
+                  'iBUG 68 points', np.eye(68), None)
 
 
 def _wflw98():
@@ -147,7 +191,7 @@ def _wflw98():
                                                                   for i in range(42, 48)])]
     return Scheme('wflw98', 98, pairs, groups, ((96,), (97,), (54,), (76,), (82,)),
                   {'ocular': ((60,), (72,)), 'pupils': ((96,), (97,))}, 'ocular',
-                  'WFLW 98 points', np.array(rows))
+                  'WFLW 98 points', np.array(rows), None)
 
 
 def _cofw29():
@@ -157,22 +201,39 @@ def _cofw29():
              (18, 19), (22, 23)]
     return Scheme('cofw29', 29, pairs, (), ((16,), (17,), (20,), (22,), (23,)),
                   {'ocular': ((8,), (9,)), 'pupils': ((16,), (17,))}, 'ocular',
-                  'COFW 29 points', None)
+                  'COFW 29 points', None, None)
 
 
 SCHEMES = {s.name: s for s in (_ibug68(), _wflw98(), _cofw29())}
 
 
-def _user_scheme(path):
-    """A scheme from a JSON file: {"name", "points", "flip_pairs",
-    "groups": [{"points": [...], "closed": bool}], "five": [[...] x 5],
-    "normalisations": {name: [[...], [...]]}, "normalisation": name}."""
+SPEC_KEYS = ('name', 'points', 'flip_pairs', 'groups', 'five', 'normalisations',
+             'normalisation', 'about', 'mean_shape')
+
+
+def read_spec(path):
+    """The JSON content of a user's scheme file; SchemeError naming it."""
     try:
         with open(path) as f:
             spec = json.load(f)
     except (OSError, ValueError) as err:
         raise SchemeError('landmark scheme %s cannot be read: %s' % (path, err))
-    where = 'landmark scheme %s' % path
+    if not isinstance(spec, dict):
+        raise SchemeError('landmark scheme %s: expected a JSON object (docs/schemes.md)' % path)
+    return spec
+
+
+def from_spec(spec, where):
+    """A user's scheme from its content: {"name", "points", "flip_pairs",
+    "groups": [{"points": [...], "closed": bool}], "five": [[...] x 5],
+    "normalisations": {name: [[...], [...]]}, "normalisation", "about"}.
+    SchemeError names `where` and the key at fault."""
+    where = 'landmark scheme %s' % where
+    unknown = sorted(set(spec) - set(SPEC_KEYS))
+    if unknown:
+        raise SchemeError('%s: unknown key%s %s (a scheme has %s)' % (
+            where, 's' if len(unknown) > 1 else '', ', '.join(map(repr, unknown)),
+            ', '.join(SPEC_KEYS)))
 
     def need(key, kind):
         if key not in spec or not isinstance(spec[key], kind):
@@ -180,7 +241,13 @@ def _user_scheme(path):
         return spec[key]
     count = need('points', int)
     name, pairs, five = need('name', str), need('flip_pairs', list), need('five', list)
+    if name in SCHEMES:
+        raise SchemeError('%s: its name %r is a built-in scheme\'s; give it a name of its own '
+                          '(a file cannot redefine %s)' % (where, name, name))
     norms = need('normalisations', dict)
+    if count < 5:
+        raise SchemeError('%s: points must be at least 5 (the alignment takes five), got %d'
+                          % (where, count))
 
     def indices(value, key):
         values = value if isinstance(value, list) else [value]
@@ -202,37 +269,45 @@ def _user_scheme(path):
     norm = spec.get('normalisation', next(iter(norms), 'box'))
     if norm != 'box' and norm not in norms:
         raise SchemeError('%s: normalisation %r is not among %s' % (where, norm, sorted(norms)))
+    mean = spec.get('mean_shape')
+    if mean is not None and np.shape(mean) != (count, 2):
+        raise SchemeError('%s: mean_shape must list %d [x, y] points, got shape %s'
+                          % (where, count, np.shape(mean)))
     return Scheme(name, count, [tuple(p) for p in pairs], groups,
                   tuple(indices(f, 'five') for f in five), norms, norm,
-                  spec.get('about', '%s %d points' % (name, count)), None)
+                  spec.get('about', '%s %d points' % (name, count)), None,
+                  json.loads(json.dumps(spec)))
 
 
-def get(name):
-    """The scheme `name` (one of SCHEMES) or of a JSON file path."""
-    if isinstance(name, Scheme):
-        return name
-    if name in SCHEMES:
-        return SCHEMES[name]
-    if str(name).endswith('.json') or os.path.sep in str(name):
-        return _user_scheme(name)
+def is_path(value):
+    return isinstance(value, str) and (value.endswith('.json') or os.path.sep in value)
+
+
+def resolve(value, base=None):
+    """What a configuration stores for `value`: a built-in scheme's name, or
+    a user's scheme by content, its file (a path relative to `base`, the
+    current folder by default) read and checked now."""
+    if isinstance(value, str) and value in SCHEMES:
+        return value
+    if is_path(value):
+        path = os.path.join(base or os.getcwd(), os.path.expanduser(value))
+        return from_spec(read_spec(path), path).value
+    return get(value).value
+
+
+def get(value):
+    """The Scheme of `value`: a Scheme, a built-in name, a user's scheme
+    content (a dict) or the path of its JSON file."""
+    if isinstance(value, Scheme):
+        return value
+    if isinstance(value, dict):
+        return from_spec(value, 'named %r' % value.get('name', '?'))
+    if value in SCHEMES:
+        return SCHEMES[value]
+    if is_path(value):
+        return from_spec(read_spec(value), value)
     raise SchemeError('unknown landmark scheme %r: one of %s, or the path of a JSON file'
-                      % (name, ', '.join(SCHEMES)))
+                      % (value, ', '.join(SCHEMES)))
 
 
 IBUG68 = SCHEMES[DEFAULT]
-# The 68-point names the rest of the code has always used.
-NUM_POINTS = IBUG68.count
-FLIP_ORDER = IBUG68.flip_order
-GROUPS = IBUG68.groups
-OUTER_EYE_CORNERS = (36, 45)
-
-
-def eye_centres(points):
-    """(left, right) eye centres of (..., 68, 2) points: means of the corners."""
-    return IBUG68.centres(points, (36, 39)), IBUG68.centres(points, (42, 45))
-
-
-def five_points(points, scheme=IBUG68):
-    """The five alignment points of a face's points as (5, 2): eye centres,
-    nose tip, mouth corners."""
-    return scheme.five_points(points)

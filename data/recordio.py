@@ -46,21 +46,62 @@ def scheme_path(rec_path):
     return os.path.splitext(rec_path)[0] + '.scheme.json'
 
 
-def scheme_of(rec_path):
-    """(scheme name, point count) of a record set; sets without
-    NAME.scheme.json hold the 68 iBUG points."""
+def origin_path(rec_path):
+    """NAME.origin.json: where a set's faces come from, when they are not
+    photos (synthetic faces say so, and a network trained on them says so)."""
+    return os.path.splitext(rec_path)[0] + '.origin.json'
+
+
+def scheme_record(scheme):
+    """The content of NAME.scheme.json for a set of `scheme` (a user's
+    scheme travels with its set by content)."""
+    record = {'scheme': scheme.name, 'points': scheme.count}
+    if scheme.spec is not None:
+        record['spec'] = scheme.spec
+    return record
+
+
+def scheme_of(rec_path, expected=None, label_points=lambda: None):
+    """The Scheme of a record set: NAME.scheme.json's (a built-in scheme by
+    name, a user's by its content); a set without it holds the 68 iBUG
+    points, or, when its records hold another count (`label_points()`),
+    the `expected` scheme of that count (the configuration's). RecordError
+    says what to do where neither fits."""
     path = scheme_path(rec_path)
     if not os.path.isfile(path):
-        return landmarks.DEFAULT, landmarks.NUM_POINTS
+        count = label_points()
+        if count in (None, landmarks.IBUG68.count):
+            return landmarks.IBUG68
+        if expected is not None and expected.count == count:
+            return expected
+        raise RecordError(
+            '%s holds faces of %d points but has no %s saying their landmark scheme (a set '
+            'without one holds the 68 iBUG points): set the configuration\'s landmark_scheme '
+            '(e.g. --set landmark_scheme=%s), or write %s as {"scheme": NAME, "points": %d}'
+            % (rec_path, count, os.path.basename(path),
+               next((s.name for s in landmarks.SCHEMES.values() if s.count == count),
+                    'my-scheme.json'), os.path.basename(path), count))
     try:
         with open(path) as f:
             found = json.load(f)
-        return str(found['scheme']), int(found['points'])
+        name, count = str(found['scheme']), int(found['points'])
+        scheme = landmarks.get(found['spec'] if 'spec' in found else name) \
+            if 'spec' in found or name in landmarks.SCHEMES else None
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise RecordError('%s: cannot read the scheme of the set: %s' % (path, err))
+    if scheme is None and expected is not None and (expected.name, expected.count) == (name,
+                                                                                      count):
+        scheme = expected           # written by an older version: the name only
+    if scheme is None:
+        raise RecordError('%s names the scheme %r without its content (an older version wrote '
+                          'it): give its JSON with --set landmark_scheme=FILE' % (path, name))
+    if scheme.count != count:
+        raise RecordError('%s says %d points, but the scheme %s has %d'
+                          % (path, count, scheme.name, scheme.count))
+    return scheme
 
 
-def pack_face(image_rgb, points, record_id=0, quality=95, count=landmarks.NUM_POINTS):
+def pack_face(image_rgb, points, count, record_id=0, quality=95):
     """Record payload for an RGB image and `count` (x, y) points (stored (y, x))."""
     points = np.asarray(points, dtype=np.float32)
     if points.shape != (count, 2):
@@ -87,7 +128,7 @@ def unpack_label(payload, where='record'):
     return np.frombuffer(body[:4 * flag], dtype='<f4').astype(np.float32), body[4 * flag:]
 
 
-def unpack_face(payload, label_xfirst=False, where='record', count=landmarks.NUM_POINTS):
+def unpack_face(payload, count, label_xfirst=False, where='record'):
     """(RGB uint8 image, (count, 2) float32 (x, y) points) of a payload."""
     label, jpeg = unpack_label(payload, where)
     if label.size != 2 * count:
@@ -106,10 +147,11 @@ class RecordReader(object):
     """Random access to the records of `NAME.rec` through `NAME.idx`.
 
     The file is opened lazily per process, so a reader can be handed to
-    forked workers.
+    forked workers. `scheme` is the one expected (the configuration's): it
+    is taken for a set of its point count without NAME.scheme.json.
     """
 
-    def __init__(self, rec_path):
+    def __init__(self, rec_path, scheme=None):
         self.path = str(rec_path)
         idx = index_path(self.path)
         if not os.path.isfile(self.path):
@@ -129,13 +171,25 @@ class RecordReader(object):
                 self.keys.append(key)
                 self.offsets[key] = int(parts[1])
         self.size = os.path.getsize(self.path)
-        self.scheme, self.count = scheme_of(self.path)
         # Opened by this absolute path: workers run in another folder.
         self._where = os.path.abspath(self.path)
         self._fd, self._pid = None, None
+        self.scheme = scheme_of(self.path, scheme, self._label_points)
+        self.count = self.scheme.count
+        self.origin = _origin(self.path)
 
     def __len__(self):
         return len(self.keys)
+
+    def _label_points(self):
+        """The number of points the first readable record holds, or None."""
+        for key in self.keys[:8]:
+            try:
+                label, _ = unpack_label(self.read(key))
+                return label.size // 2
+            except (RecordError, OSError):
+                continue
+        return None
 
     def _file(self):
         if self._pid != os.getpid():
@@ -193,24 +247,34 @@ class RecordReader(object):
         return problems
 
     def read_face(self, key, label_xfirst=False):
-        return unpack_face(self.read(key), label_xfirst, '%s record %d' % (self.path, key),
-                           self.count)
+        return unpack_face(self.read(key), self.count, label_xfirst,
+                           '%s record %d' % (self.path, key))
 
     def require_scheme(self, scheme):
         """RecordError unless the set holds the points of `scheme`."""
-        scheme = landmarks.get(scheme)
-        if (self.scheme, self.count) != (scheme.name, scheme.count):
+        if (self.scheme.name, self.count) != (scheme.name, scheme.count):
             raise RecordError(
                 '%s holds %s faces (%d points), but the configuration\'s landmark scheme is %s '
                 '(%d points); choose the dataset section of this set or --set landmark_scheme=%s'
-                % (self.path, self.scheme, self.count, scheme.name, scheme.count, self.scheme))
+                % (self.path, self.scheme.name, self.count, scheme.name, scheme.count,
+                   self.scheme.name if self.scheme.spec is None else 'FILE.json'))
 
 
-def gate(path, limit, setting):
+def _origin(rec_path):
+    """The content of NAME.origin.json, or None (photos)."""
+    try:
+        with open(origin_path(rec_path)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def gate(path, limit, setting, scheme=None):
     """Check every record's framing and label header; RecordError (before
     anything is written) when more than a `limit` share is unreadable, the
-    message naming `setting`, the option that sets the limit."""
-    reader = RecordReader(path)
+    message naming `setting`, the option that sets the limit. `scheme`: the
+    one expected (see RecordReader)."""
+    reader = RecordReader(path, scheme)
     problems = reader.scan()
     if len(problems) > limit * len(reader):
         raise RecordError('%s: %d of %d records are unreadable (first: %s); the data gate allows '
@@ -245,8 +309,8 @@ class RecordWriter(object):
     existing set is replaced only with `overwrite`. A failed write raises
     WriteError naming the file and the cause."""
 
-    def __init__(self, prefix, overwrite=False, scheme=landmarks.DEFAULT):
-        self.scheme = landmarks.get(scheme)
+    def __init__(self, prefix, scheme, overwrite=False, origin=None):
+        self.scheme, self.origin = scheme, origin
         self.rec_path = str(prefix) + '.rec'
         self.idx_path = str(prefix) + '.idx'
         existing = [p for p in (self.rec_path, self.idx_path) if os.path.exists(p)]
@@ -282,10 +346,13 @@ class RecordWriter(object):
             atomic.__exit__(None, None, None)
         if self.names:
             write_atomic(names_path(self.rec_path), ''.join(self.names))
+        if self.origin is not None:
+            write_atomic(origin_path(self.rec_path), json.dumps(self.origin))
+        elif os.path.exists(origin_path(self.rec_path)):       # a replaced set
+            os.remove(origin_path(self.rec_path))
         sidecar = scheme_path(self.rec_path)
-        if self.scheme.name != landmarks.DEFAULT:
-            write_atomic(sidecar, json.dumps({'scheme': self.scheme.name,
-                                              'points': self.scheme.count}))
+        if self.scheme is not landmarks.IBUG68:
+            write_atomic(sidecar, json.dumps(scheme_record(self.scheme)))
         elif os.path.exists(sidecar):          # a replaced set of another scheme
             os.remove(sidecar)
 

@@ -225,15 +225,16 @@ def synth_photo(rng, size=640, faces=3):
 
 
 def write_records(out_prefix, count, seed=0, progress=True, overwrite=False,
-                  scheme=landmarks.DEFAULT):
+                  scheme=landmarks.IBUG68):
     """Write `count` synthetic faces as an aligned record set of landmark
-    scheme `scheme` (placed from the drawn 68 points by its mapping)."""
-    scheme = landmarks.get(scheme)
+    scheme `scheme` (placed from the drawn 68 points by its mapping; the
+    faces are drawn through the 68 iBUG points, so those are the default)."""
     if scheme.from_ibug68 is None:
         raise ValueError('synthetic faces cannot carry the %s scheme: it has no mapping from '
                          'the 68 points they are drawn through' % scheme.name)
     rng = np.random.default_rng(seed)
-    with RecordWriter(out_prefix, overwrite, scheme) as writer:
+    origin = {'faces': 'synthetic', 'made by': 'data.synth', 'seed': seed}
+    with RecordWriter(out_prefix, scheme, overwrite, origin) as writer:
         for _ in tqdm(range(count), disable=not progress, unit='face', desc='synth'):
             image, points = synth_face(rng)
             writer.write(aligned_record(image, scheme.from_ibug68 @ points, writer.count,
@@ -328,7 +329,7 @@ def main(argv=None):
     try:
         if args.out:
             write_records(args.out, args.count, args.seed, overwrite=args.overwrite,
-                          scheme=args.scheme)
+                          scheme=landmarks.get(args.scheme))
             print('wrote %d synthetic faces to %s.rec' % (args.count, args.out))
         if args.photos:
             write_photos(args.photos, args.count, args.seed)

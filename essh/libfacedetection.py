@@ -6,7 +6,7 @@ The library writes its answer into a buffer its caller owns (here, one per
 detector, kept for its life), so memory stays flat over any number of photos
 (the wheel's Python wrapper kept about the size of every image it was given).
 Each face row holds the score, the box and five points: the eye centres, the
-nose tip and the mouth corners, in the order of `data.landmarks.five_points`.
+nose tip and the mouth corners, in the order of a scheme's five points (`data.landmarks.Scheme.five_points`).
 """
 import ctypes
 import os

@@ -2,7 +2,7 @@
 
     sym = get_symbol(cfg)            # training symbol (losses + BlockGrad)
 
-`cfg` is a configuration object (`core.config.load_config` forms one from
+`cfg` is a configuration object (`core.plumbing.config.load_config` forms one from
 the settings file); the builders read it and never load settings themselves.
 """
 from .network import get_symbol, inference_symbol, validate

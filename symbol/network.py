@@ -3,7 +3,6 @@ import json
 
 import mxnet as mx
 
-from data import landmarks
 
 from .blocks import BLOCKS
 from .layers import Layers, concat, max_pool2
@@ -78,7 +77,7 @@ def _coherent_term(pred, per_batch_size, scheme):
     order of the landmark scheme) and the second half, which holds the
     mirrors."""
     half = per_batch_size // 2
-    order = landmarks.get(scheme).flip_order
+    order = scheme.flip_order
     first = mx.sym.flip(mx.sym.slice_axis(pred, axis=0, begin=0, end=half), axis=3)
     first = concat([mx.sym.slice_axis(first, axis=1, begin=j, end=j + 1) for j in order],
                    [1] * len(order))
@@ -152,7 +151,7 @@ def _build(cfg):
         pred, body = _head(L, Lbin, block, stacked, body, i, cfg)
         outputs.append(_heatmap_loss(pred, label, cfg.losstype))
         if cfg.net_coherent:
-            coherent.append(_coherent_term(pred, cfg.per_batch_size, cfg.landmark_scheme)
+            coherent.append(_coherent_term(pred, cfg.per_batch_size, cfg.scheme)
                             / cfg.net_stacks)
     if coherent:
         outputs.append(mx.sym.MakeLoss(mx.sym.add_n(*coherent),

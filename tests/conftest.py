@@ -24,7 +24,7 @@ def shared():
 @pytest.fixture
 def small_cfg():
     """A factory of configs with a small width so that builds run fast on CPU."""
-    from core.config import load_config
+    from core.plumbing.config import load_config
 
     def make(network='hourglass', **overrides):
         return load_config(network, 'i2d', dict({'multiplier': 0.125, 'per_batch_size': 2},
@@ -70,8 +70,9 @@ def write_small_checkpoint(prefix, input_size=128, seed=0):
     saved beside it as a training run does."""
     import mxnet as mx
 
-    from core import checkpoint, run
-    from core.config import load_config
+    from core.plumbing import checkpoint
+    from core.training import record
+    from core.plumbing.config import load_config
     from symbol import get_symbol, param_shapes
     cfg = load_config('hourglass', 'i2d', ['multiplier=0.125', 'net_stacks=1', 'net_n=2',
                                            'net_block=resnet', 'input_img_size=%d' % input_size])
@@ -87,7 +88,7 @@ def write_small_checkpoint(prefix, input_size=128, seed=0):
             args[name] = mx.nd.zeros(shape)
             init(mx.init.InitDesc(name), args[name])
     checkpoint.save_checkpoint(str(prefix), 0, sym, args, aux)
-    run.save_config(str(prefix), cfg)
+    record.save_config(str(prefix), cfg)
     return str(prefix)
 
 
@@ -104,5 +105,5 @@ def trained_synth(tmp_path_factory):
     data = synth_sets(root / 'data', train=160, ibug=12, synth_test=10)
     prefix = train_small(root / 'trained' / 'model', data, '--set', 'losstype=ce',
                          '--optimizer', 'adam', '--lr', '2e-3', '--per-batch-size', '16',
-                         '--lr-steps', '100,120', '--verbose', '40', '--workers', '0')
+                         '--lr-steps', '100,120', '--validate-every', '40', '--workers', '0')
     return prefix, data

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from data import build, geometry, synth
+from data import build, geometry, landmarks, synth
 from data.recordio import RecordReader, names_path
 
 
@@ -24,7 +24,7 @@ def _stored(prefix):
 
 
 def _expected(points):
-    return geometry.apply(geometry.alignment_transform(points), points)
+    return geometry.apply(geometry.alignment_transform(points, landmarks.IBUG68), points)
 
 
 def _write_pts(path, points, count=68):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from skimage.transform import SimilarityTransform
 
-from core.config import load_config
-from core.protocol import EvalCrop
+from core.plumbing.config import load_config
+from core.evaluation.protocol import EvalCrop
 from data import augment, build, geometry, landmarks, synth
 from data.iterator import FaceSegIter
 from data.recordio import HEADER, RecordReader, RecordWriter, unpack_label
@@ -24,7 +24,7 @@ def cfg():
 
 def eval_iter(rec, cfg, batch_size, dataset='ibug'):
     return FaceSegIter(rec, cfg, batch_size, aug_level=0, workers=0,
-                       eval_crop=EvalCrop(dataset, cfg.input_img_size))
+                       eval_crop=EvalCrop(dataset, cfg.input_img_size, cfg.scheme))
 
 
 @pytest.fixture(scope='module')
@@ -77,7 +77,7 @@ def test_dlib_records_are_aligned_rgb_with_yx_labels(dlib_records):
         # The five points sit where the least-squares fit puts them: re-fitting
         # the record's points moves none of them by more than 1 px, and their
         # centroid is the template's.
-        aligned_five = landmarks.five_points(points)
+        aligned_five = landmarks.IBUG68.five_points(points)
         refit = SimilarityTransform()
         refit.estimate(aligned_five, template)
         assert np.abs(refit(aligned_five) - aligned_five).max() < 1.0
@@ -185,7 +185,7 @@ def test_coherent_batches_pair_each_sample_with_its_mirror(synth_rec, cfg):
     for base, pair in ((0, 2), (1, 3), (4, 6), (5, 7)):
         np.testing.assert_array_equal(data[pair], data[base][:, :, ::-1])
         peaks, mirror_peaks = _argmax_points(label[base]), _argmax_points(label[pair])
-        flipped = peaks[augment.FLIP]
+        flipped = peaks[landmarks.IBUG68.flip_order]
         assert np.abs(mirror_peaks[:, 1] - flipped[:, 1]).max() == 0
         assert np.abs(mirror_peaks[:, 0] - (63 - flipped[:, 0])).max() <= 1
 
@@ -236,7 +236,7 @@ def test_no_blank_sample_reaches_training(synth_rec, cfg, workers):
 
 def test_distributed_shards_are_equal_and_disjoint(synth_rec, tmp_path, cfg):
     reader = RecordReader(synth_rec)
-    with RecordWriter(str(tmp_path / 'nine')) as writer:
+    with RecordWriter(str(tmp_path / 'nine'), landmarks.IBUG68) as writer:
         for key in reader.keys[:9]:
             writer.write(reader.read(key))
     rec = str(tmp_path / 'nine.rec')
@@ -295,7 +295,7 @@ def test_eval_iterator_exposes_points_and_transforms(synth_rec, cfg):
 def _corrupt_copy(src_rec, dst_prefix, damage):
     """Copy a record set, letting `damage(key, payload)` replace payloads."""
     reader = RecordReader(src_rec)
-    with RecordWriter(dst_prefix) as writer:
+    with RecordWriter(dst_prefix, landmarks.IBUG68) as writer:
         for key in reader.keys:
             writer.write(damage(key, reader.read(key)))
     return dst_prefix + '.rec'

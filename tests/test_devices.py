@@ -3,7 +3,7 @@ build's CUDA support are parameters."""
 import mxnet as mx
 import pytest
 
-from core.devices import DeviceError, choose_devices, contexts, onnx_providers, mxnet_gpus
+from core.plumbing.devices import DeviceError, choose_devices, contexts, onnx_providers, mxnet_gpus
 
 
 @pytest.mark.parametrize('gpus,environ,count,cuda,expected', [
@@ -18,6 +18,11 @@ from core.devices import DeviceError, choose_devices, contexts, onnx_providers, 
     ('-1', {'CUDA_VISIBLE_DEVICES': '0'}, 1, True, []),         # --gpus wins
     ('cpu', {}, 8, True, []),
     ('0,1', {'CUDA_VISIBLE_DEVICES': '5,6'}, 2, True, [0, 1]),
+    # A worker of a multi-machine job: the GPUs of its rank on its machine.
+    (None, {'FACE_ALIGN_GPUS_PER_WORKER': '2', 'FACE_ALIGN_LOCAL_RANK': '1'}, 4, True, [2, 3]),
+    (None, {'FACE_ALIGN_GPUS_PER_WORKER': '1', 'FACE_ALIGN_LOCAL_RANK': '0',
+            'CUDA_VISIBLE_DEVICES': '4,5'}, 2, True, [0]),
+    ('3', {'FACE_ALIGN_GPUS_PER_WORKER': '1', 'FACE_ALIGN_LOCAL_RANK': '0'}, 4, True, [3]),
 ])
 def test_choose_devices(gpus, environ, count, cuda, expected):
     ids, reason = choose_devices(gpus, environ, count, cuda)
@@ -33,6 +38,8 @@ def test_choose_devices(gpus, environ, count, cuda, expected):
     ('a,b', {}, 2, True, 'not a list of GPU numbers'),
     ('0,0', {}, 2, True, 'distinct'),
     ('-1,0', {}, 2, True, 'distinct and >= 0'),
+    (None, {'FACE_ALIGN_GPUS_PER_WORKER': '2', 'FACE_ALIGN_LOCAL_RANK': '1'}, 3, True,
+     'worker 1 of this machine needs GPUs 2-3, but it has 3'),
 ])
 def test_impossible_requests_are_one_clear_error(gpus, environ, count, cuda, words):
     with pytest.raises(DeviceError, match=words):

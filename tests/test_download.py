@@ -11,8 +11,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from core import checkpoint
-from core.config import published_config
+from core.plumbing import checkpoint
+from core.plumbing.config import published_config
 from symbol import get_symbol, param_shapes
 from tools import download
 

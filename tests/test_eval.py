@@ -8,10 +8,11 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from core import checkpoint
-from core import protocol as evaluate
-from core.config import load_config
+from core.plumbing import checkpoint
+from core.evaluation import protocol as evaluate
+from core.plumbing.config import load_config
 from data import build
+from data.landmarks import IBUG68
 from data.iterator import FaceSegIter
 from data.recordio import RecordReader, RecordWriter, pack_face
 import essh
@@ -147,14 +148,14 @@ def _face(eye_distance=40.0):
 def test_nme_hand_cases_2d_and_3d():
     gt = _face(40.0)
     pred = gt + [3.0, 4.0]                         # every point 5 px off
-    assert evaluate.nme(pred[None], gt[None], '2d')[0] == pytest.approx(5 / 40.0)
+    assert evaluate.nme(pred[None], gt[None], IBUG68, '2d')[0] == pytest.approx(5 / 40.0)
     # 3D: sqrt(w h) of the landmark box: w = 100, h = 50.
-    assert evaluate.nme(pred[None], gt[None], '3d')[0] == pytest.approx(5 / np.sqrt(5000))
+    assert evaluate.nme(pred[None], gt[None], IBUG68, '3d')[0] == pytest.approx(5 / np.sqrt(5000))
     # Inter-ocular (outer corners 36, 45): 20 + 40 - 10 = 50.
-    assert evaluate.nme(pred[None], gt[None], '2d', 'ocular')[0] == pytest.approx(5 / 50.0)
+    assert evaluate.nme(pred[None], gt[None], IBUG68, '2d', 'ocular')[0] == pytest.approx(5 / 50.0)
     half = gt.copy()
     half[:34] += [6.0, 8.0]                        # half the points 10 px off
-    assert evaluate.nme(half[None], gt[None], '2d')[0] == pytest.approx(5 / 40.0)
+    assert evaluate.nme(half[None], gt[None], IBUG68, '2d')[0] == pytest.approx(5 / 40.0)
 
 
 def test_auc_and_failure_rate_hand_cases():
@@ -178,8 +179,13 @@ def test_decoders_on_hand_made_heatmaps():
     np.testing.assert_allclose(sub[0, 0], [40.5, 20.5])
     # parabola through .25, 1, .5: vertex 0.5 (.25 - .5) / (.25 - 2 + .5) = +0.1 label px
     np.testing.assert_allclose(sub[0, 1], [80.5 + 0.2, 60.5])
+    # A map that says nothing (not finite, or flat) gives the crop's centre and
+    # confidence 0, by every decoder: never NaN.
     maps[0, 0, 0, 0] = np.nan
-    assert np.isnan(evaluate.decode(maps, 128, 'subpixel')[0, 0]).all()
+    maps[0, 1] = 0.7
+    for decoder in evaluate.DECODERS:
+        np.testing.assert_array_equal(evaluate.decode(maps, 128, decoder)[0], [[63.5, 63.5]] * 2)
+    np.testing.assert_array_equal(evaluate.peak_values(maps), [[0, 0]])
 
 
 @pytest.fixture(scope='module')
@@ -196,9 +202,9 @@ def test_oracle_nme_is_the_decoder_floor(dlib_rec):
     floors = {}
     for decoder in evaluate.DECODERS:
         it = FaceSegIter(dlib_rec, cfg, 16, aug_level=0, workers=0,
-                         eval_crop=evaluate.EvalCrop('ibug', 128))
-        result = evaluate.evaluate(lambda batch: batch.label[0].asnumpy(), it, 128, '2d',
-                                   decoder)
+                         eval_crop=evaluate.EvalCrop('ibug', 128, IBUG68))
+        result = evaluate.evaluate(lambda batch: batch.label[0].asnumpy(), it, 128, IBUG68,
+                                   '2d', decoder)
         assert len(result['nme']) == 43
         floors[decoder] = 100 * result['nme'].mean()
     print('oracle NME floor on dlib-faces: argmax %.3f%%, subpixel %.3f%%'
@@ -242,13 +248,13 @@ def test_an_evaluation_set_with_non_finite_points_is_refused(dlib_rec, small_che
                                                              tmp_path, capsys):
     import test_rec_nme
     reader = RecordReader(dlib_rec)
-    with RecordWriter(str(tmp_path / 'bad')) as writer:
+    with RecordWriter(str(tmp_path / 'bad'), IBUG68) as writer:
         for key in reader.keys[:5]:
             image, points = reader.read_face(key)
             if key == 3:
                 points = points.copy()
                 points[40] = np.nan
-            writer.write(pack_face(image, points, key))
+            writer.write(pack_face(image, points, 68, key))
     assert test_rec_nme.main(['--rec', str(tmp_path / 'bad.rec'), '--prefix', small_checkpoint,
                               '--output', str(tmp_path / 'out')]) == 1
     err = capsys.readouterr().err
@@ -279,12 +285,12 @@ def test_landmarks_far_outside_the_image_are_reported_and_strict_refuses(
         synth_rec, small_checkpoint, tmp_path, capsys, caplog):
     import test_rec_nme
     reader = RecordReader(synth_rec)
-    with RecordWriter(str(tmp_path / 'far')) as writer:
+    with RecordWriter(str(tmp_path / 'far'), IBUG68) as writer:
         for key in reader.keys:
             image, points = reader.read_face(key)
             if key in (2, 5):
                 points = points + [900.0, 0.0]          # 2.3 image widths to the right
-            writer.write(pack_face(image, points, key))
+            writer.write(pack_face(image, points, 68, key))
     args = ['--rec', str(tmp_path / 'far.rec'), '--prefix', small_checkpoint, '--backend',
             'mxnet']
     assert test_rec_nme.main(args + ['--output', str(tmp_path / 'a')]) == 0

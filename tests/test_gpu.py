@@ -13,16 +13,17 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from core import cli, gpu
-from core.devices import (DeviceError, choose_devices, confirm_onnx_providers, visible_entries,
+from core.plumbing import cli, devices
+from tools.install import gpu
+from core.plumbing.devices import (DeviceError, choose_devices, confirm_onnx_providers, visible_entries,
                           visible_gpus)
-from core.feeder import DeviceFeeder
+from core.training.feeder import DeviceFeeder
 from data import synth
 from data.iterator import FaceSegIter
-from tools import cuda_libs
+from tools.install import cuda_libs
 
 ROOT = Path(__file__).resolve().parents[1]
-SETUP = str(ROOT / 'tools' / 'setup_env.py')
+SETUP = str(ROOT / 'tools' / 'install' / 'setup_env.py')
 FIXTURE = ROOT / 'tests' / 'data' / 'fatbin-sm80-sm86-ptx90.elf'
 
 # `nvidia-smi --query-gpu=index,name,compute_cap,memory.total,driver_version,uuid
@@ -44,11 +45,7 @@ def _run(*args):
 # Installs ---------------------------------------------------------------------------
 
 def _setup_env():
-    sys.path.insert(0, str(ROOT / 'tools'))
-    try:
-        import setup_env
-    finally:
-        sys.path.pop(0)
+    from tools.install import setup_env
     return setup_env
 
 
@@ -85,7 +82,7 @@ def test_setup_plans_on_this_machine_and_refuses_what_it_cannot_do(tmp_path):
                            'PYTHON=python3.11'], cwd=str(ROOT), capture_output=True, text=True,
                           env=alone)
     lines = [line for line in make.stdout.splitlines() if not line.startswith('make')]
-    assert lines[:2] == ['python3.11 tools/setup_env.py --check-python',
+    assert lines[:2] == ['python3.11 tools/install/setup_env.py --check-python',
                          'python3.11 -m venv --system-site-packages .venv'], make.stdout
     make = subprocess.run(['make', '-n', '-B', '.venv/bin/python'], cwd=str(ROOT),
                           capture_output=True, text=True, env=alone)
@@ -133,79 +130,113 @@ def _library(sources, path, soname, source, needs=(), search=()):
     `sources`, not among the libraries)."""
     src = sources / (soname + '.c')
     src.write_text(source)
-    command = ['gcc', '-shared', '-fPIC', '-o', str(path), str(src), '-Wl,-soname,' + soname]
+    command = ['gcc', '-shared', '-fPIC', '-o', str(path), str(src), '-Wl,-soname,' + soname,
+               '-Wl,--no-as-needed']
     command += ['-L%s' % d for d in search] + ['-l:%s' % n for n in needs]
     subprocess.run(command, check=True)
 
 
 @pytest.fixture
 def fake_cuda(tmp_path):
-    """site-packages with nvidia/*/lib holding a 'runtime' and a 'blas' that
-    needs it, and a 'libmxnet' outside that needs the blas (no RPATH)."""
+    """A site-packages laid out as the CUDA wheels are: nvidia/*/lib holds a
+    runtime, a BLAS that needs it, a cuDNN whose sub-library it opens at run
+    time (libcudnn_ops_infer.so.8), and an 'nvblas' that exports the
+    standard `sgemm_` and is needed by nothing; mxnet/libmxnet.so needs the
+    BLAS, cuDNN and the driver. The driver is the project's own stand-in,
+    compiled from tools/install/libcuda_stub.c."""
     if subprocess.run(['which', 'gcc'], capture_output=True).returncode:
         pytest.skip('gcc is not installed')
     site = tmp_path / 'site-packages'
-    runtime, blas = site / 'nvidia' / 'cuda_runtime' / 'lib', site / 'nvidia' / 'cublas' / 'lib'
-    for d in (runtime, blas):
+    lib = {name: site / 'nvidia' / name / 'lib' for name in ('cuda_runtime', 'cublas', 'cudnn')}
+    for d in list(lib.values()) + [site / 'mxnet', tmp_path / 'driver']:
         d.mkdir(parents=True)
-    _library(tmp_path, runtime / 'libfakecudart.so.11.0', 'libfakecudart.so.11.0',
+    driver = tmp_path / 'driver' / 'libcuda.so.1'
+    subprocess.run(['gcc', '-shared', '-fPIC', '-Wl,-soname,libcuda.so.1', '-o', str(driver),
+                    str(ROOT / 'tools' / 'install' / 'libcuda_stub.c')], check=True)
+    _library(tmp_path, lib['cuda_runtime'] / 'libfakecudart.so.11.0', 'libfakecudart.so.11.0',
              'int fake_runtime(void) { return 11; }\n')
-    _library(tmp_path, blas / 'libfakecublas.so.11', 'libfakecublas.so.11',
+    _library(tmp_path, lib['cublas'] / 'libfakecublas.so.11', 'libfakecublas.so.11',
              'int fake_runtime(void);\nint fake_blas(void) { return 100 + fake_runtime(); }\n',
-             ['libfakecudart.so.11.0'], [runtime])
-    mxnet_dir = tmp_path / 'mxnet-lib'
-    mxnet_dir.mkdir()
-    _library(tmp_path, mxnet_dir / 'libfakemxnet.so', 'libfakemxnet.so',
-             'int fake_blas(void);\nint fake_mxnet(void) { return fake_blas(); }\n',
-             ['libfakecublas.so.11'], [blas])
-    return site, mxnet_dir / 'libfakemxnet.so'
+             ['libfakecudart.so.11.0'], [lib['cuda_runtime']])
+    _library(tmp_path, lib['cublas'] / 'libnvblas.so.11', 'libnvblas.so.11',
+             'void sgemm_(void) { *(volatile int *)0 = 0; }\n')
+    _library(tmp_path, lib['cudnn'] / 'libcudnn_ops_infer.so.8', 'libcudnn_ops_infer.so.8',
+             'int fake_ops(void) { return 7; }\n')
+    _library(tmp_path, lib['cudnn'] / 'libcudnn.so.8', 'libcudnn.so.8',
+             '#include <dlfcn.h>\nint fake_cudnn(void) {\n'
+             '  void *ops = dlopen("libcudnn_ops_infer.so.8", RTLD_NOW | RTLD_NOLOAD);\n'
+             '  return ops ? ((int (*)(void))dlsym(ops, "fake_ops"))() : -1; }\n', ['libdl.so.2'])
+    _library(tmp_path, site / 'mxnet' / 'libmxnet.so', 'libmxnet.so',
+             'int fake_blas(void); int fake_cudnn(void); int cuInit(unsigned);\n'
+             'int fake_mxnet(void) { return fake_blas() + fake_cudnn() + 0 * cuInit(0); }\n',
+             ['libfakecublas.so.11', 'libcudnn.so.8', 'libcuda.so.1'],
+             [lib['cublas'], lib['cudnn'], driver.parent])
+    return site, site / 'mxnet' / 'libmxnet.so', driver.parent
+
+
+def test_the_hook_takes_what_the_elf_header_needs(fake_cuda):
+    """The NEEDED entries of a real ELF file, their own in turn, and what
+    cuDNN opens at run time; never the BLAS interposer no one needs."""
+    site, libmxnet, _ = fake_cuda
+    assert cuda_libs.needed(str(libmxnet))[:3] == ['libfakecublas.so.11', 'libcudnn.so.8',
+                                                   'libcuda.so.1']
+    chosen = cuda_libs.libraries_for(str(libmxnet), cuda_libs.wheel_libraries(str(site)))
+    assert [os.path.basename(p) for p in chosen] == [
+        'libfakecudart.so.11.0', 'libfakecublas.so.11', 'libcudnn.so.8',
+        'libcudnn_ops_infer.so.8']
+    with pytest.raises(cuda_libs.ElfError, match='not a 64-bit'):
+        cuda_libs.needed(__file__)
 
 
 def test_without_the_hook_the_loader_does_not_find_the_wheels_libraries(fake_cuda):
-    site, libmxnet = fake_cuda
+    _, libmxnet, driver = fake_cuda
     probe = 'import ctypes; ctypes.CDLL(%r)' % str(libmxnet)
-    proc = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True,
+                          env=dict(os.environ, LD_LIBRARY_PATH=str(driver)))
     assert proc.returncode != 0 and 'libfakecublas.so.11' in proc.stderr
 
 
-def test_preloading_finds_them_in_dependency_order(fake_cuda):
-    site, libmxnet = fake_cuda
-    files = cuda_libs.library_files(str(site))
-    assert [os.path.basename(f) for f in files] == ['libfakecublas.so.11',
-                                                     'libfakecudart.so.11.0']
-    probe = textwrap.dedent('''
-        import ctypes, sys
-        sys.path.insert(0, %r)
-        import cuda_libs
-        loaded = cuda_libs.preload(cuda_libs.library_files(%r))
-        print([p.rsplit('/', 1)[1] for p in loaded], ctypes.CDLL(%r).fake_mxnet())
-    ''' % (str(ROOT / 'tools'), str(site), str(libmxnet)))
-    proc = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "['libfakecudart.so.11.0', 'libfakecublas.so.11'] 111"
+def _probe(site, driver, body):
+    """Run `body` in a fresh interpreter that has `site` as a site folder
+    (so its .pth runs) and the stand-in driver where a driver would be."""
+    code = 'import site, sys\nsite.addsitedir(%r)\n%s' % (str(site), textwrap.dedent(body))
+    env = dict(os.environ)
+    if driver is not None:
+        env['LD_LIBRARY_PATH'] = str(driver)
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
 
 
-def test_the_installed_hook_loads_them_when_mxnet_is_imported(fake_cuda):
-    site, _ = fake_cuda
+def test_the_installed_hook_loads_them_when_mxnet_is_imported_and_blas_stays_numpys(fake_cuda):
+    site, libmxnet, driver = fake_cuda
     written = cuda_libs.install(str(site))
     assert [os.path.basename(p) for p in written] == ['face_align_cuda_libs.py',
                                                       'face_align_cuda_libs.pth']
-    probe = textwrap.dedent('''
-        import site, sys
-        site.addsitedir(%r)
+    proc = _probe(site, driver, '''
+        import ctypes
         maps = lambda: open('/proc/self/maps').read()
         before = 'libfakecublas' in maps()
         import json
         middle = 'libfakecublas' in maps()
         import mxnet
-        print(before, middle, 'libfakecublas' in maps(), 'libfakecudart' in maps())
-    ''' % str(site))
-    proc = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True)
+        mine = ctypes.CDLL(%r).fake_mxnet()
+        import numpy as np, scipy.linalg.blas as blas
+        product = blas.sgemm(1.0, np.eye(3, dtype=np.float32), np.ones((3, 3), np.float32))
+        print(before, middle, 'libfakecublas' in maps(), 'libnvblas' in maps(), mine,
+              float(product.sum()))
+    ''' % str(libmxnet))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ['False', 'False', 'True', 'True']
+    assert proc.stdout.split() == ['False', 'False', 'True', 'False', '118', '9.0']
 
 
-def test_a_library_that_never_loads_is_named(tmp_path):
+def test_without_a_driver_import_mxnet_says_what_to_install(fake_cuda):
+    site, _, _ = fake_cuda
+    cuda_libs.install(str(site))
+    proc = _probe(site, None, 'import mxnet\n')
+    assert proc.returncode != 0
+    assert 'needs the NVIDIA driver (libcuda.so.1)' in proc.stderr.strip().splitlines()[-1]
+
+
+def test_a_library_that_does_not_load_is_named(tmp_path):
     (tmp_path / 'libbroken.so.1').write_bytes(b'not a library')
     with pytest.raises(OSError, match='libbroken.so.1'):
         cuda_libs.preload([str(tmp_path / 'libbroken.so.1')])
@@ -252,6 +283,20 @@ def test_verdicts_on_a_recorded_mixed_box():
     assert 'source build' in results[4][1] and 'Blackwell' in results[4][1]
     cpu_build = gpu.verdict(cards[1], gpu.Arches(frozenset(), frozenset()), 'mxnet')
     assert cpu_build[0] is False and 'make setup MXNET=mxnet-cu117' in cpu_build[1]
+
+
+@pytest.mark.parametrize('driver, build, environ, warned', [
+    ('470.223.02', 'mxnet-cu117', {}, True),        # R470: no PTX of NVRTC 11.8
+    ('470.223.02', 'mxnet-cu117', {'MXNET_USE_FUSION': '0'}, False),
+    ('520.61.05', 'mxnet-cu117', {}, False),
+    ('550.54.15', 'mxnet-cu112', {}, False),
+    ('470.223.02', 'source', {}, False),            # a build of one's own knows its CUDA
+])
+def test_drivers_before_r520_are_told_to_turn_fusion_off(driver, build, environ, warned):
+    note = gpu.driver_note(driver, build, environ)
+    assert (note is not None) == warned
+    if warned:
+        assert 'MXNET_USE_FUSION=0' in note and driver in note
 
 
 # Devices ---------------------------------------------------------------------------------
@@ -308,7 +353,7 @@ def test_an_onnx_session_that_fell_back_to_the_cpu_is_named_with_the_missing_lib
     session = ort.InferenceSession(model.SerializeToString(), providers=['CPUExecutionProvider'])
     assert confirm_onnx_providers(session, -1) is None
     warning = confirm_onnx_providers(session, 0)
-    missing = gpu.missing_libraries(gpu.ORT_CUDA_LIBRARIES)
+    missing = devices.missing_libraries(devices.ORT_CUDA_LIBRARIES)
     assert missing and 'could not use GPU 0' in warning
     assert all(name in warning for name in missing)
 
@@ -316,7 +361,7 @@ def test_an_onnx_session_that_fell_back_to_the_cpu_is_named_with_the_missing_lib
 # Pinned staging buffers ---------------------------------------------------------------
 
 def test_staging_buffers_are_allocated_once_per_device_and_batches_stay_exact(tmp_path):
-    from core.config import load_config
+    from core.plumbing.config import load_config
     synth.write_records(str(tmp_path / 'train'), 24, seed=4, progress=False)
     cfg = load_config('hourglass', 'i2d', ['per_batch_size=4'])
     batches = {}
@@ -350,6 +395,32 @@ def test_gpu_check_runs_its_checks_on_the_cpu():
     assert 'kernels in libmxnet.so: machine code for no architecture; no PTX' in proc.stdout
     assert lines[-1].startswith('PASS CPU: convolution forward+backward ')
     assert 'training step' in lines[-1]
+
+
+def test_gpu_check_reports_the_libraries_this_process_loaded(tmp_path):
+    """Versions come from the CUDA libraries loaded (here a runtime built
+    for the test that reports 11.8), never from another CUDA the machine
+    holds (this one has CUDA 13 on the loader's path)."""
+    if subprocess.run(['which', 'gcc'], capture_output=True).returncode:
+        pytest.skip('gcc is not installed')
+    runtime = tmp_path / 'libcudart.so.11.0'
+    source = tmp_path / 'cudart.c'
+    source.write_text('int cudaRuntimeGetVersion(int *v) { *v = 11080; return 0; }\n')
+    subprocess.run(['gcc', '-shared', '-fPIC', '-o', str(runtime), str(source)], check=True)
+    probe = textwrap.dedent('''
+        import ctypes
+        import mxnet
+        from tools import gpu_check
+        print(gpu_check.library_versions(gpu_check.loaded_libraries()))
+        ctypes.CDLL(%r)
+        print(gpu_check.library_versions(gpu_check.loaded_libraries()))
+    ''' % str(runtime))
+    proc = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True,
+                          cwd=str(ROOT))
+    assert proc.returncode == 0, proc.stderr
+    before, after = proc.stdout.strip().splitlines()
+    assert before == '[]'
+    assert after == str([('CUDA runtime', '11.8', str(runtime))])
 
 
 def test_gpu_check_without_a_gpu_says_so_and_fails():

@@ -12,9 +12,10 @@ import pytest
 import test as test_script
 import test_rec_nme
 from conftest import train_small
-from core import checkpoint
-from core.onnx_export import ExportError, export
-from core.predictor import make_predictor, resolve
+from core.plumbing import checkpoint
+from core.inference.export import ExportError, export
+from core.inference.predictor import make_predictor
+from core.plumbing.runs import resolve
 from data import synth
 from symbol import get_symbol, param_shapes
 from tools import export_onnx
@@ -133,7 +134,7 @@ def trained_small(tmp_path_factory):
     synth.write_records(str(root / 'synth_test'), 32, seed=32, progress=False)
     return root, train_small(root / 'run' / 'model', root, '--set', "val_targets=['synth_test']",
                              '--set', 'losstype=ce', '--per-batch-size', 8, '--lr', 3e-3,
-                             '--optimizer', 'adam', '--lr-epoch-step', '4,5', '--verbose', 50,
+                             '--optimizer', 'adam', '--lr-epoch-step', '4,5', '--validate-every', 50,
                              '--workers', 1)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import essh
 import test as test_script
-from core.handler import Face, Handler
+from core.inference.handler import Face, Handler
 
 
 def _annotated(shared):
@@ -299,7 +299,7 @@ def test_the_default_detector_keeps_memory_flat():
 def test_the_default_detectors_five_points_are_the_annotated_ones(shared):
     """Eye centres, nose tip, mouth corners, in that order, on the 43 dlib
     faces (BGR input, as OpenCV decodes)."""
-    from data.landmarks import five_points
+    from data.landmarks import IBUG68
     detector = essh.create()
     errors = []
     for photo, boxes in _annotated(shared).items():
@@ -311,7 +311,7 @@ def test_the_default_detectors_five_points_are_the_annotated_ones(shared):
                     continue
                 for box in image.iter('box'):
                     parts = sorted(box.iter('part'), key=lambda p: int(p.get('name')))
-                    truth = five_points(np.array([[float(p.get('x')), float(p.get('y'))]
+                    truth = IBUG68.five_points(np.array([[float(p.get('x')), float(p.get('y'))]
                                                   for p in parts]))
                     centre = truth.mean(axis=0)
                     inside = [k for k, b in enumerate(found.boxes)
@@ -342,7 +342,7 @@ class Counting(object):
 
 
 def test_faces_with_plausible_points_take_one_network_pass(shared, small_checkpoint):
-    from core.handler import plausible_five
+    from core.inference.handler import plausible_five
     photo = str(shared / 'data' / 'dlib-faces' / '2008_002470.jpg')
     for detector, passes in ((None, 1), ('haar', 2)):
         handler = Handler(small_checkpoint, backend='mxnet', detector=detector)

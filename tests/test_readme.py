@@ -21,7 +21,7 @@ from conftest import SMALL_NETWORK, write_small_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / 'README.md').read_text()
 FAST = SMALL_NETWORK + ['--set', 'losstype=ce', '--per-batch-size', '8', '--lr', '1e-3',
-                       '--optimizer', 'adam', '--lr-epoch-step', '3', '--verbose', '10',
+                       '--optimizer', 'adam', '--lr-epoch-step', '3', '--validate-every', '10',
                        '--min-validations', '0', '--workers', '0']
 
 
@@ -108,7 +108,9 @@ def test_every_picture_exists_and_make_figures_makes_them(tmp_path):
     out = tmp_path / 'figures'
     out.mkdir()
     measured = {'machine': '2 cores of a test CPU, no GPU',
-                'rows': [['`make demo`', '1.0 min', '99 MB']]}
+                'rows': [['`make demo`', '1.0 min', '99 MB']],
+                'table': '| what | time | peak memory |\n|---|---|---|\n| `make demo` | 1.0 min | '
+                         '99 MB |'}
     (out / 'expectations.json').write_text(json.dumps(measured))
     readme = tmp_path / 'README.md'
     readme.write_text(README)

@@ -10,6 +10,8 @@ import re
 import pytest
 
 from conftest import write_small_checkpoint
+from core.evaluation import figures
+from core.plumbing import runs
 from tools import check_page, compare, plot_log
 
 
@@ -123,7 +125,8 @@ def test_the_training_page_marks_the_learning_rate_steps_and_the_best_checkpoint
     assert len(best) == 1 and best[0][0] == str(state['best_step'])
     assert best[0][-1] == 'best: checkpoint %04d' % state['best_checkpoint']
     assert 'spatial softmax cross-entropy' in page.read_text()
-    assert plot_log.lr_steps(str(log), plot_log.read_log(str(log))) == [100]
+    prefix = str(evaluated / 'trained' / 'model')
+    assert figures.lr_steps(runs.saved_settings(prefix), runs.read_log(prefix)) == [100]
 
 
 @pytest.mark.skipif(check_page.find_browser() is None,

@@ -10,7 +10,7 @@ import pytest
 import scipy.io
 
 from conftest import SMALL_NETWORK, train_small
-from core.config import ConfigError, load_config
+from core.plumbing.config import ConfigError, load_config
 from data import augment, build, geometry, landmarks, synth
 from data.iterator import FaceSegIter
 from data.recordio import RecordError, RecordReader, scheme_of
@@ -33,17 +33,17 @@ def test_mirroring_twice_is_the_identity_and_once_the_mirrored_order(name):
     assert [order[i] for i in order] == list(range(scheme.count))
     rng = np.random.default_rng(0)
     points = rng.uniform(0, 127, (scheme.count, 2))
-    once = augment.mirror_points(points, 128, name)
-    np.testing.assert_allclose(augment.mirror_points(once, 128, name), points)
+    once = augment.mirror_points(points, 128, scheme)
+    np.testing.assert_allclose(augment.mirror_points(once, 128, scheme), points)
     # Point i of the mirror is point order[i] of the original, x mirrored.
     np.testing.assert_allclose(once[:, 0], 127 - points[order, 0])
     if scheme.from_ibug68 is not None:
         # A mirrored face carries the mirrored scheme: the scheme's points
         # of a mirrored 68-point face are the scheme's points mirrored.
         _, face = _face(1)
-        mirrored68 = augment.mirror_points(face, 384, 'ibug68')
+        mirrored68 = augment.mirror_points(face, 384, landmarks.IBUG68)
         np.testing.assert_allclose(scheme.from_ibug68 @ mirrored68,
-                                   augment.mirror_points(scheme.from_ibug68 @ face, 384, name),
+                                   augment.mirror_points(scheme.from_ibug68 @ face, 384, scheme),
                                    atol=1e-9)
     # The left eye of a mirror is the right eye of the face.
     five = scheme.five_points(points)
@@ -118,9 +118,9 @@ def test_wflw_lists_build_the_test_set_and_its_six_attribute_subsets(tmp_path, c
         expected = len(range(k, 8, 6))
         assert 'wrote %d face%s to %s/wflw_test_%s.rec' % (
             expected, '' if expected == 1 else 's', out, attribute) in report
-        assert scheme_of(str(out / ('wflw_test_%s.rec' % attribute))) == ('wflw98', 98)
+        assert scheme_of(str(out / ('wflw_test_%s.rec' % attribute))) is landmarks.SCHEMES['wflw98']
     reader = RecordReader(str(out / 'wflw_test.rec'))
-    assert (reader.scheme, reader.count) == ('wflw98', 98)
+    assert (reader.scheme.name, reader.count) == ('wflw98', 98)
     scheme = landmarks.SCHEMES['wflw98']
     for key, points in zip(reader.keys, truth):
         stored = reader.read_face(key)[1]
@@ -156,7 +156,7 @@ def test_cofw_29_points_from_the_color_mat(tmp_path, capsys):
     assert 'wrote 3 faces to %s/train.rec' % out in capsys.readouterr().out
     reader = RecordReader(str(out / 'train.rec'))
     scheme = landmarks.SCHEMES['cofw29']
-    assert (reader.scheme, reader.count) == ('cofw29', 29)
+    assert (reader.scheme.name, reader.count) == ('cofw29', 29)
     for key, points in zip(reader.keys, truth):
         np.testing.assert_allclose(reader.read_face(key)[1], geometry.apply(
             geometry.alignment_transform(points, scheme), points), atol=1e-2)
@@ -210,7 +210,8 @@ def test_a_user_scheme_builds_from_csv_or_json_beside_each_photo(tmp_path, capsy
                        '--out', str(out), '--split', 'train']) == 0
     report = capsys.readouterr().out
     assert 'wrote 3 faces' in report and 'wrong point count: 1 instead of 7' in report
-    assert scheme_of(str(out / 'train.rec')) == ('seven', 7)
+    assert (scheme_of(str(out / 'train.rec')).name, scheme_of(str(out / 'train.rec')).count) == (
+        'seven', 7)
     cfg = load_config(overrides=['landmark_scheme=%s' % scheme_file])
     assert cfg.num_classes == 7
     it = FaceSegIter(str(out / 'train.rec'), cfg, 2, aug_level=1, force_mirror=True)
@@ -225,14 +226,16 @@ def test_a_98_point_network_trains_and_reports_the_wflw_table(tmp_path, capsys, 
     import test_rec_nme
     caplog.set_level('WARNING', logger='test_rec_nme')
     data = tmp_path / 'data_wflw'
-    synth.write_records(str(data / 'train'), 160, seed=11, progress=False, scheme='wflw98')
-    synth.write_records(str(data / 'wflw_test'), 16, seed=12, progress=False, scheme='wflw98')
+    synth.write_records(str(data / 'train'), 160, seed=11, progress=False,
+                        scheme=landmarks.SCHEMES['wflw98'])
+    synth.write_records(str(data / 'wflw_test'), 16, seed=12, progress=False,
+                        scheme=landmarks.SCHEMES['wflw98'])
     synth.write_records(str(data / 'wflw_test_blur'), 8, seed=13, progress=False,
-                        scheme='wflw98')
+                        scheme=landmarks.SCHEMES['wflw98'])
     prefix = train_small(tmp_path / 'model' / 'model', data, '--dataset', 'wflw', '--set',
                          'losstype=ce', '--set', 'net_coherent=1', '--optimizer', 'adam',
                          '--lr', '2e-3', '--per-batch-size', '16', '--lr-steps', '100,120',
-                         '--verbose', '40', '--workers', '0')
+                         '--validate-every', '40', '--workers', '0')
     with open(prefix + '-log.csv') as f:
         nmes = [float(row['nme_wflw_test']) for row in csv.DictReader(f)
                 if row.get('nme_wflw_test')]
@@ -247,7 +250,7 @@ def test_a_98_point_network_trains_and_reports_the_wflw_table(tmp_path, capsys, 
     header = lines.index('| set | images | NME % | FR@0.10 % | AUC@0.10 | scheme and '
                          'normalisation |')
     rows = [line.split(' | ') for line in lines[header + 2:header + 4]]
-    assert [r[0] for r in rows] == ['| wflw_test', '| wflw_test_blur']
+    assert [r[0] for r in rows] == ['| WFLW', '| WFLW blur']      # the titles papers print
     assert [int(r[1]) for r in rows] == [16, 8]
     for row in rows:
         assert row[5] == 'WFLW 98 points, normalised by ocular (points 60 to 72) |'
@@ -280,7 +283,8 @@ def _tiny_model(tmp_path, dataset):
     """A checkpoint of the small network for `dataset`, untrained."""
     import mxnet as mx
 
-    from core import checkpoint, run
+    from core.plumbing import checkpoint
+    from core.training import record
     from symbol import get_symbol, param_shapes
     cfg = load_config('hourglass', dataset, [s for s in SMALL_NETWORK if s != '--set'])
     sym = get_symbol(cfg)
@@ -292,5 +296,5 @@ def _tiny_model(tmp_path, dataset):
            for k, s in shapes.items() if k in aux_names}
     prefix = str(tmp_path / 'tiny' / 'model')
     checkpoint.save_checkpoint(prefix, 0, sym, args, aux)
-    run.save_config(prefix, cfg)
+    record.save_config(prefix, cfg)
     return prefix

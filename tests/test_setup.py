@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import cython_ext
-from core.config import ConfigError, apply_overrides, load_config, published_config
+from core.plumbing.config import ConfigError, apply_overrides, load_config, published_config
 from symbol import get_symbol
 from symbol.topology import TOPOLOGIES
 
@@ -55,7 +55,7 @@ def test_a_user_config_file_layers_over_the_sample(tmp_path):
         'default = edict(lr=0.1, per_batch_size=4, network="hourglass", dataset="i2d")\n')
     cfg = load_config(path=str(older))
     assert cfg.multiplier == 0.5 and cfg.net_block == 'hpm' and cfg.dataset_path == '/data'
-    assert cfg.train.lr == 0.1 and cfg.train.verbose == 200      # missing keys: the sample's
+    assert cfg.train.lr == 0.1 and cfg.train.validate_every == 200      # missing keys: the sample's
     assert cfg.input_img_size == 128 and cfg.per_batch_size == 4
     assert cfg.net_stacks == 2 and cfg.losstype == 'heatmap'    # the section, key by key
 
@@ -105,7 +105,7 @@ def test_nms_hand_case():
 
 def _setup_env():
     import importlib.util
-    spec = importlib.util.spec_from_file_location('setup_env', str(ROOT / 'tools' / 'setup_env.py'))
+    spec = importlib.util.spec_from_file_location('setup_env', str(ROOT / 'tools' / 'install' / 'setup_env.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -136,7 +136,7 @@ def test_setup_never_swaps_a_build_behind_the_users_back(requested, installed, w
 
 
 def test_setup_dry_runs_on_this_machine():
-    script = str(ROOT / 'tools' / 'setup_env.py')
+    script = str(ROOT / 'tools' / 'install' / 'setup_env.py')
     proc = subprocess.run([sys.executable, script, '--dry-run'], capture_output=True, text=True)
     assert proc.returncode == 0
     words = proc.stdout.splitlines()[0].split()
@@ -147,7 +147,7 @@ def test_setup_dry_runs_on_this_machine():
     make = subprocess.run(['make', '-n', 'setup', 'MXNET=mxnet-cu112',
                            'ONNXRUNTIME=onnxruntime-gpu'], cwd=str(ROOT), capture_output=True,
                           text=True)
-    assert 'tools/setup_env.py --mxnet mxnet-cu112 --onnxruntime onnxruntime-gpu' in make.stdout
+    assert 'tools/install/setup_env.py --mxnet mxnet-cu112 --onnxruntime onnxruntime-gpu' in make.stdout
     pins = dict(line.split('==') for line in (ROOT / 'constraints.txt').read_text().split())
     for build in _setup_env().FAMILIES['mxnet']:
         assert pins[build] == '1.9.1'
@@ -245,7 +245,7 @@ def test_the_scripts_and_the_api_work_from_any_folder(tmp_path):
     proc = subprocess.run([sys.executable, '-m', 'data.build', '--help'], cwd=str(tmp_path),
                           capture_output=True, text=True)
     assert proc.returncode == 0 and 'usage:' in proc.stdout, proc.stderr
-    proc = subprocess.run([sys.executable, '-c', 'from core.handler import Handler; print(1)'],
+    proc = subprocess.run([sys.executable, '-c', 'from core.inference.handler import Handler; print(1)'],
                           cwd=str(tmp_path), capture_output=True, text=True)
     assert proc.stdout.strip() == '1', proc.stderr
     proc = subprocess.run([sys.executable, str(ROOT / 'test.py'), '--help'], cwd=str(tmp_path),

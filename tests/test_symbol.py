@@ -3,9 +3,9 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from core.config import load_config
+from core.plumbing.config import load_config
 from symbol import get_symbol, inference_symbol, param_shapes, to_gluon
-from core.config import published_config
+from core.plumbing.config import published_config
 from symbol.zoo import PUBLISHED
 
 PUBLISHED_COUNTS = {'hg2d4-resnet': 6617928, 'hg2d3-hpm': 9681736, 'hg2d4-cab': 11650408,
@@ -153,7 +153,7 @@ def test_module_training_reduces_loss(small_cfg):
     ('losstype', 'l1', 'heatmap or ce'),
 ])
 def test_bad_config_names_key_and_allowed_values(small_cfg, key, value, words):
-    from core.config import Config, ConfigError, apply_overrides
+    from core.plumbing.config import Config, ConfigError, apply_overrides
     cfg = Config(dict(small_cfg(), **{key: value}))        # not formed: the builder checks
     with pytest.raises(ValueError) as err:
         get_symbol(cfg)

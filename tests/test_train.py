@@ -18,11 +18,15 @@ import pytest
 
 import train
 from conftest import SMALL_NETWORK, synth_sets, wait_for
-from core import checkpoint, run
-from core.config import load_config, published_config
-from core.optimizer import EpochStepSchedule, ONadam, parse_epoch_steps
-from core.trainer import Improvement, Trainer
+from core.plumbing import checkpoint
+from core.plumbing import runs
+from core.training import record
+from core.plumbing.config import load_config, published_config
+from core.plumbing.config import parse_epoch_steps
+from core.training.optimizer import EpochStepSchedule, ONadam
+from core.training.trainer import Improvement, Trainer
 from data import synth
+from data.landmarks import IBUG68
 from data.recordio import RecordReader, RecordWriter
 from symbol import get_symbol, param_shapes
 from symbol.zoo import PUBLISHED
@@ -150,7 +154,7 @@ def dataset(tmp_path_factory):
     return synth_sets(tmp_path_factory.mktemp('trainset'), train=64, ibug=16)
 
 
-FINISHED = ('--lr-epoch-step', '5,6', '--verbose', '16', '--lr', '2e-3')
+FINISHED = ('--lr-epoch-step', '5,6', '--validate-every', '16', '--lr', '2e-3')
 
 
 def _args(prefix, data, *extra):
@@ -194,23 +198,23 @@ def test_a_run_validates_step_0_without_saving_and_checkpoints_each_number_once(
     assert min(n for _, n in validated) < 0.6 * validated[0][1]
     saved = checkpoint.checkpoint_numbers(str(finished))
     assert 0 not in saved and saved[-1] == 3          # the final checkpoint: step 48 / 16
-    state = run.read_state(str(finished))
+    state = runs.read_state(str(finished))
     assert state['finished'] and state['step'] == 48 and state['saved'] == saved
     assert state['best_checkpoint'] in saved
     assert state['best_nme'] == pytest.approx(min(n for s, n in validated if s > 0), abs=1e-6)
-    assert run.choose_checkpoint(str(finished))[0] == state['best_checkpoint']
+    assert runs.choose_checkpoint(str(finished))[0] == state['best_checkpoint']
     lrs = {int(r['step']): float(r['lr']) for r in rows}
     assert lrs[40] == pytest.approx(2e-3) and lrs[42] == pytest.approx(4e-4)
-    saved_cfg = run.saved_config(str(finished))
+    saved_cfg = runs.saved_config(str(finished))
     assert saved_cfg.multiplier == 0.125 and saved_cfg.train.lr == 2e-3
-    assert saved_cfg.per_batch_size == 8 and saved_cfg.train.verbose == 16
+    assert saved_cfg.per_batch_size == 8 and saved_cfg.train.validate_every == 16
 
 
 def test_exf_copies_do_not_stretch_the_schedule(dataset, tmp_path):
     """2 epochs of 64 faces at batch 16 end at step 8, whatever --exf is."""
     prefix = tmp_path / 'model'
     assert train.main(_args(prefix, dataset, '--per-batch-size', '16', '--exf', '2',
-                            '--lr-epoch-step', '1,2', '--frequent', '1', '--verbose', '100',
+                            '--lr-epoch-step', '1,2', '--frequent', '1', '--validate-every', '100',
                             '--workers', '0')) == 0
     rows = _rows(prefix)
     steps = [int(r['step']) for r in rows]
@@ -220,7 +224,7 @@ def test_exf_copies_do_not_stretch_the_schedule(dataset, tmp_path):
 
 
 def test_seeded_runs_give_identical_weights(dataset, tmp_path):
-    common = ('--lr-epoch-step', '1', '--verbose', '100')
+    common = ('--lr-epoch-step', '1', '--validate-every', '100')
     for name, seed, workers in (('a', '5', '0'), ('b', '5', '2'), ('c', '6', '0')):
         assert train.main(_args(tmp_path / name / 'model', dataset, '--seed', seed,
                                 '--workers', workers, *common)) == 0
@@ -268,7 +272,7 @@ def test_a_mistake_with_overwrite_leaves_the_earlier_run_byte_identical(finished
 
 def test_no_lock_is_left_after_a_run_ends(dataset, tmp_path):
     prefix = tmp_path / 'model'
-    assert train.main(_args(prefix, dataset, '--lr-epoch-step', '1', '--verbose', '100')) == 0
+    assert train.main(_args(prefix, dataset, '--lr-epoch-step', '1', '--validate-every', '100')) == 0
     assert not os.path.exists(str(prefix) + '.lock')
     assert train.main(_args(prefix, dataset, '--lr-epoch-step', '1')) == 1     # refused
     assert not os.path.exists(str(prefix) + '.lock')
@@ -276,9 +280,9 @@ def test_no_lock_is_left_after_a_run_ends(dataset, tmp_path):
 
 def test_overwrite_starts_over(dataset, tmp_path):
     prefix = tmp_path / 'model'
-    assert train.main(_args(prefix, dataset, '--lr-epoch-step', '1', '--verbose', '4')) == 0
+    assert train.main(_args(prefix, dataset, '--lr-epoch-step', '1', '--validate-every', '4')) == 0
     first = checkpoint.checkpoint_numbers(str(prefix))
-    assert train.main(_args(prefix, dataset, '--lr-epoch-step', '1', '--verbose', '100',
+    assert train.main(_args(prefix, dataset, '--lr-epoch-step', '1', '--validate-every', '100',
                             '--overwrite')) == 0
     assert first != [1] and checkpoint.checkpoint_numbers(str(prefix)) == [1]
     assert [r['step'] for r in _rows(prefix) if r['nme_ibug']] == ['0', '8']
@@ -291,7 +295,7 @@ def _start(args, log_path):
 
 def _state_step(prefix):
     try:
-        return run.read_state(str(prefix))['step']
+        return runs.read_state(str(prefix))['step']
     except (TypeError, ValueError, KeyError):
         return -1
 
@@ -341,7 +345,7 @@ def test_ctrl_c_then_resume_equals_the_uninterrupted_run_in_every_array(finished
 
 def test_sigterm_stops_after_the_step_and_resume_finishes(dataset, tmp_path):
     prefix = tmp_path / 'model'
-    proc = _start(_args(prefix, dataset, '--lr-epoch-step', '2', '--verbose', '100',
+    proc = _start(_args(prefix, dataset, '--lr-epoch-step', '2', '--validate-every', '100',
                         '--workers', '1'), tmp_path / 'log.txt')
     wait_for(lambda: 'step 4 ' in (tmp_path / 'log.txt').read_text(), what='step 4')
     proc.send_signal(signal.SIGTERM)
@@ -363,15 +367,15 @@ def test_the_best_checkpoint_holds_the_best_weights_when_the_last_validation_imp
     caplog.set_level('INFO')
     prefix = tmp_path / 'model'
     assert train.main(_args(prefix, dataset, '--lr-epoch-step', '5,6', '--lr', '2e-3',
-                            '--verbose', '20', '--workers', '0')) == 0
+                            '--validate-every', '20', '--workers', '0')) == 0
     validated = {int(r['step']): float(r['nme_ibug']) for r in _rows(prefix) if r['nme_ibug']}
     assert sorted(validated) == [0, 20, 40, 48]
     assert validated[48] < min(validated[20], validated[40]), validated
-    state = run.read_state(str(prefix))
+    state = runs.read_state(str(prefix))
     assert (state['best_checkpoint'], state['best_step']) == (3, 48)
     assert state['best_nme'] == pytest.approx(validated[48], abs=1e-6)
     assert 'checkpoint 0003 is the best so far' in caplog.text
-    assert run.choose_checkpoint(str(prefix))[0] == 3
+    assert runs.choose_checkpoint(str(prefix))[0] == 3
     import test_rec_nme
     assert test_rec_nme.main(['--rec', str(dataset / 'ibug.rec'), '--prefix', str(prefix),
                               '--decoder', 'argmax', '--output', str(tmp_path / 'nme')]) == 0
@@ -395,7 +399,7 @@ def test_a_diverging_run_never_saves_non_finite_weights(dataset, tmp_path, capsy
     the one before every save, stop the run and write nothing non-finite."""
     prefix = tmp_path / 'model'
     code = train.main(_args(prefix, dataset, '--optimizer', 'sgd', '--lr', '1e8',
-                            '--frequent', frequent, '--verbose', '4', '--lr-epoch-step', '3',
+                            '--frequent', frequent, '--validate-every', '4', '--lr-epoch-step', '3',
                             '--workers', '0'))
     err = capsys.readouterr().err
     assert code == 1 and words in err and 'Traceback' not in err, err
@@ -465,7 +469,7 @@ def test_garbage_records_stop_before_anything_is_written(dataset, tmp_path, caps
     assert train.main(_args(prefix, data)) == 1
     err = capsys.readouterr().err
     assert '64 of 64 records are unreadable' in err and 'train.rec' in err
-    assert not run.run_files(str(prefix))
+    assert not runs.run_files(str(prefix))
 
 
 def test_unreadable_share_during_training_stops_the_run(dataset, tmp_path, capsys):
@@ -473,7 +477,7 @@ def test_unreadable_share_during_training_stops_the_run(dataset, tmp_path, capsy
     data = tmp_path / 'data'
     data.mkdir()
     reader = RecordReader(str(dataset / 'train.rec'))
-    with RecordWriter(str(data / 'train')) as writer:
+    with RecordWriter(str(data / 'train'), IBUG68) as writer:
         for key in reader.keys:
             payload = reader.read(key)
             if key % 4 == 0:            # label and JPEG signature intact, then zeros
@@ -548,7 +552,7 @@ def test_a_full_disk_stops_with_the_path_and_keeps_every_checkpoint(dataset, tin
     prefix = tiny_disk / 'model'
     started = time.time()
     proc = subprocess.run([sys.executable, 'train.py'] + _args(prefix, dataset, '--lr-epoch-step',
-                                                                '3', '--verbose', '4',
+                                                                '3', '--validate-every', '4',
                                                                 '--workers', '0'),
                           cwd=str(ROOT), capture_output=True, text=True, timeout=300)
     print('stopped %.1f s after the start on a full 1 MB disk' % (time.time() - started))
@@ -559,8 +563,8 @@ def test_a_full_disk_stops_with_the_path_and_keeps_every_checkpoint(dataset, tin
     numbers = checkpoint.checkpoint_numbers(str(prefix))
     for number in numbers:
         checkpoint.load_checkpoint(str(prefix), number)
-    record, _, _, _ = run.load_state(str(prefix))
-    assert record['step'] % 4 == 0
+    saved, _, _, _ = record.load_state(str(prefix))
+    assert saved['step'] % 4 == 0
     assert not [p for p in os.listdir(str(tiny_disk)) if '.tmp-' in p]
 
 
@@ -583,7 +587,7 @@ def same_face(tmp_path_factory):
     payload = RecordReader(str(root / 'one.rec')).read(0)
     for name, count in (('nine', 9), ('eight', 8)):
         (root / name).mkdir()
-        with RecordWriter(str(root / name / 'train')) as writer:
+        with RecordWriter(str(root / name / 'train'), IBUG68) as writer:
             for _ in range(count):
                 writer.write(payload)
     return root
@@ -661,8 +665,8 @@ def test_an_18_face_set_trains_with_the_readme_command_and_validates_often(tmp_p
     assert 'validating every 6 steps instead of 200' in caplog.text
     validated = [int(r['step']) for r in _rows(prefix) if r['nme_my_test']]
     assert validated == [0, 6, 12, 18, 24, 30]
-    saved = run.saved_config(str(prefix))
-    assert saved.per_batch_size == 18 and saved.train.verbose == 6
+    saved = runs.saved_config(str(prefix))
+    assert saved.per_batch_size == 18 and saved.train.validate_every == 6
     notices = [r for r in caplog.records if 'taken from the next record' in r.getMessage()]
     assert len(notices) <= 5, [r.getMessage() for r in notices]
     assert all(re.search(r'steps \d+-\d+:', r.getMessage()) for r in notices)
@@ -671,7 +675,7 @@ def test_an_18_face_set_trains_with_the_readme_command_and_validates_often(tmp_p
 
 def test_the_schedule_can_be_given_in_steps(dataset, tmp_path):
     prefix = tmp_path / 'model'
-    assert train.main(_args(prefix, dataset, '--lr-steps', '3,5', '--verbose', '100',
+    assert train.main(_args(prefix, dataset, '--lr-steps', '3,5', '--validate-every', '100',
                             '--frequent', '1', '--workers', '0')) == 0
     lrs = {int(r['step']): float(r['lr']) for r in _rows(prefix) if int(r['step'])}
     assert max(lrs) == 5 and lrs[3] == pytest.approx(1e-3) and lrs[4] == pytest.approx(2e-4)
@@ -682,3 +686,36 @@ def test_no_lock_is_left_after_an_error(dataset, tmp_path):
     prefix = tmp_path / 'model'
     assert train.main(_args(prefix, dataset, '--pretrained', '/nonexistent/model,0')) == 1
     assert not os.path.exists(str(prefix) + '.lock')
+
+
+def test_fine_tuning_keeps_the_starting_weights_when_later_steps_are_worse(trained_synth,
+                                                                          tmp_path, caplog):
+    """From a trained network, a learning rate far too high makes every later
+    validation worse: the starting weights (checkpoint 0000) stay the best,
+    every tool takes them, and the run ends with its summary line."""
+    pretrained, data = trained_synth
+    start = runs.best_checkpoint(pretrained)[1]
+    prefix = tmp_path / 'tuned' / 'model'
+    caplog.set_level('INFO')
+    assert train.main(['--prefix', str(prefix), '--set', 'dataset_path=%s' % data,
+                       '--pretrained', '%s,%d' % (pretrained, start), '--set', 'losstype=ce',
+                       '--per-batch-size', '16', '--optimizer', 'sgd', '--lr', '0.5',
+                       '--lr-steps', '12,16', '--validate-every', '4', '--workers', '0',
+                       '--min-validations', '0'] + SMALL_NETWORK) == 0
+    rows = [r for r in _rows(prefix) if r['nme_ibug']]
+    nmes = [float(r['nme_ibug']) for r in rows]
+    print('fine-tuning: step 0 %.2f%%, later %s' % (nmes[0], ', '.join('%.1f' % v
+                                                                        for v in nmes[1:])))
+    assert int(rows[0]['step']) == 0 and min(nmes[1:]) > nmes[0]
+    state = runs.read_state(str(prefix))
+    assert state['best_checkpoint'] == 0 and state['best_step'] == 0
+    assert state['best_nme'] == pytest.approx(nmes[0], abs=1e-4)
+    assert runs.choose_checkpoint(str(prefix))[0] == 0
+    tuned = _params(prefix, 0)
+    original = _params(pretrained, start)
+    assert _max_difference(tuned, original) == 0
+    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith('finished: ')]
+    assert len(summary) == 1
+    assert 'best checkpoint 0000 (step 0, nme on ibug %.3f%%): the starting weights are still ' \
+        'the best' % nmes[0] in summary[0]
+    assert 'at the start %.3f%% (weights of --pretrained)' % nmes[0] in summary[0]

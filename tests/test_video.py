@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import wait_for
-from core import video
+from core.inference import video
 from data import landmarks, synth
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,7 +27,7 @@ def nme(points, truth):
 
 @pytest.fixture(scope='module')
 def handler(trained_synth):
-    from core.handler import Handler
+    from core.inference.handler import Handler
     return Handler(trained_synth[0], backend='mxnet')
 
 

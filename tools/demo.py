@@ -15,9 +15,9 @@ import subprocess
 import sys
 import time
 
+from symbol import zoo
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL_NETWORK = ['--set', 'multiplier=0.25', '--set', 'net_stacks=1', '--set', 'net_n=2',
-                 '--set', 'net_block=resnet', '--set', 'losstype=ce']
 
 
 def run(args, title):
@@ -79,8 +79,8 @@ def main(argv=None):
     steps = '%d,%d' % (args.epochs - 2, args.epochs)
     run(['train.py', '--prefix', os.path.join(model, 'model'), '--set', 'dataset_path=' + data,
          '--set', "val_targets=['synth_test']", '--per-batch-size', '16', '--lr', '1e-3',
-         '--optimizer', 'adam', '--lr-epoch-step', steps, '--verbose', '100', '--frequent', '20',
-         '--gpus', args.gpus] + SMALL_NETWORK, 'training a small network on %s' % where)
+         '--optimizer', 'adam', '--lr-epoch-step', steps, '--validate-every', '100', '--frequent', '20',
+         '--gpus', args.gpus] + zoo.set_flags(zoo.DEMO_SETTINGS), 'training a small network on %s' % where)
     run(['-m', 'tools.plot_log', os.path.join(model, 'model-log.csv'), '--html'],
         'loss and NME curves, and the run\'s page')
     after = run(['test_rec_nme.py', '--rec', os.path.join(data, 'synth_test.rec'),

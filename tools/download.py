@@ -294,7 +294,7 @@ def verify_checkpoint(name, prefix):
     """Load a zoo checkpoint and compare it with the symbol built here."""
     import mxnet as mx
 
-    from core.config import published_config
+    from core.plumbing.config import published_config
     from symbol import compare_params, describe_mismatch, get_symbol
     try:
         _, arg_params, aux_params = mx.model.load_checkpoint(prefix, 0)

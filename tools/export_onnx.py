@@ -17,12 +17,12 @@ import os
 import sys
 import tempfile
 
-from core import cli
-from core.checkpoint import load_checkpoint
-from core.onnx_export import export
-from core.predictor import resolve
-from core.quantize import MAX_LOSS, quantize
-from core.run import RunError
+from core.plumbing import cli
+from core.plumbing.checkpoint import load_checkpoint
+from core.inference.export import export
+from core.plumbing.runs import resolve
+from core.inference.quantize import MAX_LOSS, quantize
+from core.plumbing.runs import RunError
 
 
 def parse_args(argv):

@@ -22,7 +22,7 @@ import tempfile
 
 import cv2
 
-from core.visualize import png_bytes
+from core.plumbing.drawing import png_bytes
 from data.files import write_atomic
 
 WIDTH = 720
@@ -131,9 +131,8 @@ def quote(found):
 
 def expectations_text(found):
     """The README's what-to-expect caption and table of a measurement."""
-    from benchmarks.expectations import table
     return ('\nMeasured by `make figures` on %s (inference: hg2d3-cab, one face, one '
-            'process per backend):\n\n%s\n' % (found['machine'], table(found)))
+            'process per backend):\n\n%s\n' % (found['machine'], found['table']))
 
 
 def update_readme(path, found, expectations=None):

@@ -10,48 +10,75 @@ Exit status 0 when every GPU (or the CPU with --cpu) passed, else 1.
 import argparse
 import ctypes
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 
-from core import cli, gpu
+from core.plumbing import cli
+from tools.install import gpu
 
 SMALL = ['multiplier=0.125', 'net_stacks=1', 'net_n=2', 'net_block=resnet', 'per_batch_size=4']
-# Versions the CUDA libraries report: (sonames to try, function, how to print).
+# The CUDA libraries whose versions are reported: (name, file name pattern,
+# function, how to print its number).
 LIBRARY_VERSIONS = (
-    ('CUDA runtime', ('libcudart.so.11.0', 'libcudart.so.12', 'libcudart.so'),
-     'cudaRuntimeGetVersion', lambda v: '%d.%d' % (v // 1000, v % 1000 // 10)),
-    ('cuDNN', ('libcudnn.so.8', 'libcudnn.so.9', 'libcudnn.so'), 'cudnnGetVersion',
+    ('CUDA runtime', r'libcudart\.so', 'cudaRuntimeGetVersion',
+     lambda v: '%d.%d' % (v // 1000, v % 1000 // 10)),
+    ('cuDNN', r'libcudnn\.so', 'cudnnGetVersion',
      lambda v: '%d.%d.%d' % (v // 1000, v % 1000 // 100, v % 100) if v < 90000
      else '%d.%d.%d' % (v // 10000, v % 10000 // 100, v % 100)),
-    ('NCCL', ('libnccl.so.2', 'libnccl.so'), 'ncclGetVersion',
+    ('NCCL', r'libnccl\.so', 'ncclGetVersion',
      lambda v: '%d.%d.%d' % (v // 10000, v % 10000 // 100, v % 100) if v >= 10000
      else '%d.%d.%d' % (v // 1000, v % 1000 // 100, v % 100)),
 )
 
 
-def library_version(sonames, function, show):
-    """The version a loaded CUDA library reports, or None."""
-    for name in sonames:
-        try:
-            lib = ctypes.CDLL(name)
-        except OSError:
+def loaded_libraries(maps='/proc/self/maps'):
+    """Paths of the shared libraries this process has loaded."""
+    with open(maps) as f:
+        return sorted({line.split(None, 5)[5].strip() for line in f
+                       if len(line.split(None, 5)) == 6 and '.so' in line})
+
+
+def package_version(path):
+    """'VERSION (PACKAGE)' of the installed package that holds the file at
+    `path`, or None."""
+    from importlib import metadata
+    for dist in metadata.distributions():
+        for entry in dist.files or ():
+            if os.path.realpath(dist.locate_file(entry)) == os.path.realpath(path):
+                return '%s (%s)' % (dist.version, dist.metadata['Name'])
+    return None
+
+
+def library_versions(paths):
+    """[(name, version, path)] of the CUDA libraries among `paths` (those
+    MXNet loaded: never another CUDA the machine may hold). A library that
+    cannot answer without a working driver (the CUDA runtime) is named by
+    the version of the package it came with."""
+    found = []
+    for name, pattern, function, show in LIBRARY_VERSIONS:
+        path = next((p for p in paths if re.match(pattern, os.path.basename(p))), None)
+        if path is None:
             continue
-        value = ctypes.c_int(0)
+        lib = ctypes.CDLL(path)             # the loaded one: same handle
         if function == 'cudnnGetVersion':
             lib.cudnnGetVersion.restype = ctypes.c_size_t
-            return show(int(lib.cudnnGetVersion()))
+            found.append((name, show(int(lib.cudnnGetVersion())), path))
+            continue
+        value = ctypes.c_int(0)
         if getattr(lib, function)(ctypes.byref(value)) == 0:
-            return show(value.value)
-    return None
+            found.append((name, show(value.value), path))
+        elif package_version(path):
+            found.append((name, package_version(path), path))
+    return found
 
 
 def mxnet_build():
     """(package name or 'source', version, features, libmxnet path)."""
     import mxnet as mx
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import setup_env
+    from tools.install import setup_env
     name = setup_env.installed_builds()['mxnet'] or 'source'
     features = {f.name for f in mx.runtime.feature_list() if f.enabled}
     return name, mx.__version__, features, mx.libinfo.find_lib_path()[0]
@@ -65,7 +92,7 @@ def smi_gpus():
     proc = subprocess.run(gpu.SMI_QUERY, capture_output=True, text=True)
     if proc.returncode:
         return [], 'nvidia-smi failed: %s' % (proc.stdout + proc.stderr).strip()
-    from core.devices import visible_gpus
+    from core.plumbing.devices import visible_gpus
     return visible_gpus(gpu.parse_smi(proc.stdout), os.environ.get('CUDA_VISIBLE_DEVICES')), None
 
 
@@ -98,7 +125,7 @@ def training_check(ctx):
     """Seconds of one training step of a small Hourglass on `ctx`."""
     import mxnet as mx
 
-    from core.config import load_config
+    from core.plumbing.config import load_config
     from symbol import get_symbol
     cfg = load_config('hourglass', 'i2d', SMALL)
     mod = mx.mod.Module(get_symbol(cfg), data_names=['data'], label_names=['softmax_label'],
@@ -140,7 +167,7 @@ def onnx_runtime_check(device_id):
     if 'CUDAExecutionProvider' not in ort.get_available_providers():
         return None, 'onnxruntime (CPU build): ONNX runs on the CPU; for the GPU: make setup ' \
             'ONNXRUNTIME=onnxruntime-gpu (needs CUDA 12 and cuDNN 9)'
-    from core.devices import confirm_onnx_providers
+    from core.plumbing.devices import confirm_onnx_providers
     graph = helper.make_graph([helper.make_node('Relu', ['x'], ['y'])], 'probe',
                               [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 4])],
                               [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 4])])
@@ -163,10 +190,10 @@ def main(argv=None):
     print('MXNet %s (%s): %s' % (version, build, ', '.join(
         f for f in ('CUDA', 'CUDNN', 'NCCL', 'MKLDNN', 'TENSORRT') if f in features) or
         'no optional features'))
-    versions = ['%s %s' % (name, library_version(*rest)) for name, *rest in LIBRARY_VERSIONS
-                if 'CUDA' in features and library_version(*rest)]
+    versions = library_versions(loaded_libraries()) if 'CUDA' in features else []
     if versions:
-        print('libraries: %s' % ', '.join(versions))
+        print('libraries MXNet loaded: %s' % ', '.join('%s %s (%s)' % (name, version, path)
+                                                       for name, version, path in versions))
     arches = gpu.library_arches(library) if 'CUDA' in features else gpu.Arches(frozenset(),
                                                                               frozenset())
     print('kernels in %s: %s' % (os.path.basename(library), arches.describe()))
@@ -183,9 +210,11 @@ def main(argv=None):
                 card.index, card.name, '%d.%d' % divmod(card.capability, 10)
                 if card.capability else '?', card.memory_mb, card.driver))
             ok, text = gpu.verdict(card, arches, build)
+            note = gpu.driver_note(card.driver, build, os.environ)
             if ok is not False and 'CUDA' in features:
                 ran, detail = run_checks(mx.gpu(number))
                 ok, text = ran, '%s; %s' % (text, detail)
+            text += '; ' + note if note else ''
             ort_ok, ort_text = onnx_runtime_check(number)
             verdicts.append((ok, '%s; %s' % (text, ort_text)))
         if not gpus:

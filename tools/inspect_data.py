@@ -11,11 +11,11 @@ import sys
 import cv2
 import numpy as np
 
-from core import cli
-from core.config import load_config
-from core.visualize import png_bytes
+from core.plumbing import cli
+from core.plumbing.config import load_config
+from core.plumbing.drawing import png_bytes
 from data.files import write_atomic
-from core.protocol import decode
+from core.evaluation.protocol import decode
 from data.iterator import FaceSegIter
 from data.recordio import RecordReader
 
@@ -85,7 +85,7 @@ def _main(argv):
         raise ValueError('%s holds an earlier dump; choose another --out or add --overwrite'
                          % args.out)
     if args.augmented:
-        scheme = args.scheme or RecordReader(args.rec).scheme
+        scheme = args.scheme or RecordReader(args.rec).scheme.value
         samples = augmented_samples(args.rec, args.count,
                                     load_config(overrides={'landmark_scheme': scheme}))
     else:

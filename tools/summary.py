@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 
-from core import cli
-from core.config import load_config, parse_overrides, published_config
+from core.plumbing import cli
+from core.plumbing.config import load_config, parse_overrides, published_config
 from symbol import get_symbol, param_shapes
 from symbol.zoo import PUBLISHED
 

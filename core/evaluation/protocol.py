@@ -10,24 +10,9 @@ that a test can pass an oracle and the trainer its own module.
 import cv2
 import numpy as np
 
-from data import geometry, landmarks
+from data import geometry, sets
 
-# Pixels (384 frame) the evaluation box top is raised by, per test set.
-TOP_RAISE = {'ibug': 36, 'cofw_testset': 45, '300W': 40, 'AFLW2000-3D': 30}
-DEFAULT_TOP_RAISE = 40
 EVAL_BOX_SCALE = 1.2
-THREE_D_SETS = ('AFLW2000-3D',)
-DECODERS = ('argmax', 'subpixel')
-
-
-def top_raise_for(dataset):
-    """The box top raise of a test set (DEFAULT_TOP_RAISE for other sets)."""
-    return TOP_RAISE.get(dataset, DEFAULT_TOP_RAISE)
-
-
-def landmark_type_for(dataset, default='2d'):
-    """'3d' for the 3D test sets, else `default` (selects the normalisation)."""
-    return '3d' if dataset in THREE_D_SETS else default
 
 
 # The crop ----------------------------------------------------------------------
@@ -49,7 +34,7 @@ def box_crop(box, size, box_scale=EVAL_BOX_SCALE):
                      [0, scale, size / 2.0 - scale * centre[1]]])
 
 
-def eval_transforms(points, top_raise, input_size, scheme=landmarks.DEFAULT):
+def eval_transforms(points, top_raise, input_size, scheme):
     """The two transforms of the protocol: the 5-point similarity (by the
     landmark scheme's five points) to the record template, then the box
     crop to the input size."""
@@ -62,8 +47,8 @@ class EvalCrop(object):
     """The protocol's crop for one test set, as the evaluation iterator
     takes it: points -> (align, crop) transforms."""
 
-    def __init__(self, dataset, input_size, scheme=landmarks.DEFAULT):
-        self.top_raise, self.input_size = top_raise_for(dataset), input_size
+    def __init__(self, dataset, input_size, scheme):
+        self.top_raise, self.input_size = sets.get(dataset).top_raise, input_size
         self.scheme = scheme
 
     def __call__(self, points):
@@ -118,22 +103,41 @@ def decode_subpixel(heatmaps, input_size):
     return np.stack([(xs + dx + 0.5) * scale - 0.5, (ys + dy + 0.5) * scale - 0.5], axis=2)
 
 
+# The heatmap decoders, by name: heatmaps (N, C, h, w) and the input size
+# -> (N, C, 2) points in the input crop. Scripts offer these names.
+DECODERS = {'argmax': decode_argmax, 'subpixel': decode_subpixel}
+
+
+def uninformative(heatmaps):
+    """(N, C) True where a map says nothing of where its point is: a value
+    that is not finite, or the same value everywhere (a network unsure of a
+    face, INT8 of random weights)."""
+    flat = np.asarray(heatmaps).reshape(len(heatmaps), np.shape(heatmaps)[1], -1)
+    with np.errstate(invalid='ignore'):
+        return ~np.isfinite(flat).all(axis=2) | ~(flat.max(axis=2) > flat.min(axis=2))
+
+
 def decode(heatmaps, input_size, decoder='argmax'):
-    """(N, C, 2) points in the input crop; NaN for maps that are not finite,
-    so a diverged network never scores."""
+    """(N, C, 2) points in the input crop by one of the DECODERS, always
+    finite: a map that says nothing (`uninformative`) gives the crop's
+    centre, and its confidence (`peak_values`) is 0."""
     if decoder not in DECODERS:
         raise ValueError('decoder must be one of %s, got %r' % (', '.join(DECODERS), decoder))
     heatmaps = np.asarray(heatmaps)
-    points = (decode_argmax if decoder == 'argmax' else decode_subpixel)(heatmaps, input_size)
-    points[~np.isfinite(heatmaps).all(axis=(2, 3))] = np.nan
+    blank = uninformative(heatmaps)
+    points = DECODERS[decoder](np.where(blank[:, :, None, None], 0, heatmaps), input_size)
+    points[blank] = (input_size - 1) / 2.0
     return points
 
 
 def peak_values(heatmaps):
     """(N, C) maximum of each heatmap: the per-point confidence (the
-    published models are trained towards a peak of 20)."""
+    published models are trained towards a peak of 20); 0 for a map that
+    says nothing of its point."""
     heatmaps = np.asarray(heatmaps)
-    return heatmaps.reshape(heatmaps.shape[0], heatmaps.shape[1], -1).max(axis=2)
+    blank = uninformative(heatmaps)
+    peaks = np.where(blank[:, :, None, None], 0, heatmaps)
+    return peaks.reshape(heatmaps.shape[0], heatmaps.shape[1], -1).max(axis=2) * ~blank
 
 
 # Ground truth and errors -------------------------------------------------------------
@@ -151,7 +155,7 @@ def round_trip_ground_truth(points, align, crop, landmark_type):
     return to_record_frame(in_crop, align, crop)
 
 
-def normaliser(gt, landmark_type, norm=None, scheme=landmarks.DEFAULT):
+def normaliser(gt, scheme, landmark_type, norm=None):
     """Per-image normalising distance of (N, P, 2) ground truth: by the
     landmark scheme's normalisation `norm` (its published one when None;
     for the 68 points `eyes`, the eye-centre distance, and `ocular`, the
@@ -159,14 +163,14 @@ def normaliser(gt, landmark_type, norm=None, scheme=landmarks.DEFAULT):
     the 3D sets always use."""
     if landmark_type == '3d':
         norm = 'box'
-    return landmarks.get(scheme).normaliser(gt, norm)
+    return scheme.normaliser(gt, norm)
 
 
-def nme(pred, gt, landmark_type='2d', norm=None, scheme=landmarks.DEFAULT):
+def nme(pred, gt, scheme, landmark_type, norm=None):
     """Per-image normalised mean error: mean point-to-point distance over
     the points divided by the normaliser."""
     errors = np.linalg.norm(np.asarray(pred, dtype=np.float64) - gt, axis=2).mean(axis=1)
-    return errors / normaliser(gt, landmark_type, norm, scheme)
+    return errors / normaliser(gt, scheme, landmark_type, norm)
 
 
 def ced(errors, threshold, steps=1000):
@@ -187,13 +191,12 @@ def failure_rate(errors, threshold):
     return float(np.mean(np.asarray(errors) > threshold))
 
 
-def metrics(pred, trips, landmark_type, scheme=landmarks.DEFAULT):
+def metrics(pred, trips, scheme, landmark_type):
     """Per-image NME under the protocol's normalisation (`nme`) and each
     other one of the scheme (`nme_NAME`, e.g. nme_ocular, nme_box)."""
-    scheme = landmarks.get(scheme)
-    found = {'nme': nme(pred, trips, landmark_type, None, scheme)}
+    found = {'nme': nme(pred, trips, scheme, landmark_type)}
     for norm in scheme.norm_names[1:]:
-        found['nme_' + norm] = nme(pred, trips, landmark_type, norm, scheme)
+        found['nme_' + norm] = nme(pred, trips, scheme, landmark_type, norm)
     return found
 
 
@@ -222,9 +225,8 @@ def predict_record_frame(predictor, batches, input_size, landmark_type, decoders
     return {d: np.array(p) for d, p in preds.items()}, np.array(trips), keys
 
 
-def evaluate(predictor, batches, input_size, landmark_type, decoder='argmax',
-             scheme=landmarks.DEFAULT):
+def evaluate(predictor, batches, input_size, scheme, landmark_type, decoder='argmax'):
     """Per-image NMEs ({'nme', 'nme_ocular', 'nme_box', ...}) of one decoder."""
     preds, trips, _ = predict_record_frame(predictor, batches, input_size, landmark_type,
                                            (decoder,))
-    return metrics(preds[decoder], trips, landmark_type, scheme)
+    return metrics(preds[decoder], trips, scheme, landmark_type)

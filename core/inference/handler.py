@@ -1,6 +1,6 @@
 """Landmarks on photos (docs/protocol.md, "Photos"), and the Python API.
 
-    from core.handler import Handler
+    from core.inference.handler import Handler
     handler = Handler('models/model-hg2d3-cab/model')     # its best checkpoint
     for face in handler.get_landmarks('photo.jpg'):       # a path or a BGR array
         face.landmarks      # (P, 2) x, y in photo pixels (68 for the iBUG scheme)
@@ -25,19 +25,18 @@ import numpy as np
 import essh
 from data import geometry
 from data.images import ImageError, list_images, read_image, to_bgr8
-from data import landmarks
+from data.landmarks import PLAUSIBLE_SHAPE_ERROR
+from data.sets import DEFAULT_TOP_RAISE
 
-from . import protocol
-from .devices import inference_context
-from .predictor import make_predictor, resolve
-from .protocol import DEFAULT_TOP_RAISE, box_crop, landmark_box
+from core.evaluation import protocol
+from core.evaluation.protocol import box_crop, landmark_box
+from core.inference.predictor import make_predictor
+from core.plumbing.runs import resolve, trained_on
 
 log = logging.getLogger(__name__)
 
 # Smallest image side (pixels) in which a face is looked for.
 MIN_FACE_SIDE = 20
-ESSH_PREFIX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           'essh-model', 'essh')
 
 
 class Photo(collections.namedtuple('Photo', 'source image faces error')):
@@ -46,15 +45,43 @@ class Photo(collections.namedtuple('Photo', 'source image faces error')):
     stopped it."""
 
 
-class Face(collections.namedtuple('Face', 'landmarks box score confidence')):
-    """One face: its (x, y) landmarks (of the model's landmark scheme), its
-    box (x1, y1, x2, y2), the detector's score and a per-point confidence
-    (heatmap peak)."""
+class Face(collections.namedtuple('Face', 'landmarks box score confidence five shape_error')):
+    """One face: its (x, y) landmarks (of the model's landmark scheme), the
+    detector's box (x1, y1, x2, y2), score and five points (None for boxes
+    given or a detector without points), a per-point confidence (heatmap
+    peak), and how far the landmarks are from a face shape
+    (data.landmarks.Scheme.shape_error; None for a scheme without a mean
+    shape)."""
+
+    @property
+    def plausible(self):
+        """Whether the landmarks look like a face: their shape is close to
+        the scheme's mean shape and some point's heatmap has a peak."""
+        return (self.shape_error is None or self.shape_error <= PLAUSIBLE_SHAPE_ERROR) and \
+            bool(np.max(self.confidence, initial=0) > 0)
 
     def to_json(self):
         return {'box': [round(float(v), 2) for v in self.box], 'score': round(float(self.score), 4),
+                'five': None if self.five is None else np.round(self.five, 2).tolist(),
                 'landmarks': np.round(self.landmarks, 2).tolist(),
-                'confidence': np.round(self.confidence, 3).tolist()}
+                'confidence': np.round(self.confidence, 3).tolist(),
+                'shape_error': None if self.shape_error is None else round(self.shape_error, 4),
+                'plausible': self.plausible}
+
+
+_WARNED = set()
+
+
+def warn_of_synthetic_training(prefix):
+    """One warning per checkpoint and process when its network learnt from
+    synthetic faces: its landmarks on photos mean nothing."""
+    origin = trained_on(prefix)
+    if origin and origin.get('faces') == 'synthetic' and prefix not in _WARNED:
+        _WARNED.add(prefix)
+        log.warning('%s was trained on synthetic faces (%s): its landmarks on photos are not '
+                    'meaningful; for real faces take a published model (python -m '
+                    'tools.download hg2d3-cab) or train on annotated photos', prefix,
+                    origin.get('made by', 'no photos'))
 
 
 def plausible_five(five, box):
@@ -84,25 +111,22 @@ class Handler(object):
 
     epoch: the checkpoint number (None: the run's best); gpu: -1 for the
     CPU; detector: a name of `essh.DETECTORS`, a Detector, or None for the
-    default; backend:
+    default, made with `threshold`, `gpu` and `detector_options` (e.g.
+    {'prefix': ...} for ESSH) as `essh.create` makes every detector; backend:
     'auto' (ONNX Runtime on the CPU when the network exports, else MXNet),
     'mxnet' or 'onnx'; decoder: 'subpixel' or 'argmax' (the original).
     """
 
     def __init__(self, prefix, epoch=None, gpu=-1, detector=None, threshold=None,
-                 decoder='subpixel', backend='auto', predictor=None):
+                 decoder='subpixel', backend='auto', predictor=None, detector_options=None):
         self.checkpoint = resolve(prefix, epoch)
         log.info('%s', self.checkpoint.describe())
+        warn_of_synthetic_training(prefix)
         self.predictor = predictor or make_predictor(self.checkpoint, backend, gpu)
         self.input_size, self.decoder = self.checkpoint.input_size, decoder
-        self.scheme = landmarks.get(self.checkpoint.cfg.landmark_scheme)
-        if isinstance(detector, essh.Detector):
-            self.detector = detector
-        elif detector == 'essh':
-            self.detector = essh.create('essh', threshold, prefix=ESSH_PREFIX,
-                                        ctx=inference_context(gpu))
-        else:
-            self.detector = essh.create(detector, threshold)
+        self.scheme = self.checkpoint.cfg.scheme
+        self.detector = detector if isinstance(detector, essh.Detector) else \
+            essh.create(detector, threshold, gpu, **(detector_options or {}))
 
     # Pieces -----------------------------------------------------------------
 
@@ -157,10 +181,10 @@ class Handler(object):
 
     def track(self, video, **options):
         """Frame(index, time, image, faces) of each frame of a video path or
-        of an iterable of BGR frames; each face (core.video.TrackedFace) has
+        of an iterable of BGR frames; each face (core.inference.video.TrackedFace) has
         its track number. Options: detect_every, smooth ((min_cutoff, beta)
-        or None), fps (of frames given as arrays). See core.video."""
-        from . import video as videos
+        or None), fps (of frames given as arrays). See core.inference.video."""
+        from core.inference import video as videos
         return videos.track(self, video, **options)
 
     def align(self, images_bgr, founds):
@@ -196,7 +220,9 @@ class Handler(object):
         out = [[] for _ in images_bgr]
         for i, k in faces:
             landmarks, confidence = results[i, k]
-            out[i].append(Face(landmarks, founds[i].boxes[k], founds[i].scores[k], confidence))
+            five = None if founds[i].points is None else founds[i].points[k]
+            out[i].append(Face(landmarks, founds[i].boxes[k], founds[i].scores[k], confidence,
+                               five, self.scheme.shape_error(landmarks)))
         return out
 
     # Public API -------------------------------------------------------------

@@ -8,7 +8,7 @@ import signal
 import sys
 
 
-def run(body, argv=None, errors=(), chatter_flag='--verbose'):
+def run(body, argv=None, errors=()):
     """Call `body(argv)` and turn the errors a user can cause (ValueError,
     OSError and `errors`, and MXNet's GPU errors: out of memory, no kernel
     for the GPU) into one line. Returns the exit code."""
@@ -18,7 +18,7 @@ def run(body, argv=None, errors=(), chatter_flag='--verbose'):
         # SIGINT: `kill -INT` (Ctrl-C) still stops the work the usual way.
         signal.signal(signal.SIGINT, signal.default_int_handler)
     debug = '--debug' in argv
-    if debug or chatter_flag in argv:
+    if debug or '--verbose' in argv:
         os.environ['MXNET_SUBGRAPH_VERBOSE'] = '1'
     try:
         return body(argv)
@@ -31,7 +31,7 @@ def run(body, argv=None, errors=(), chatter_flag='--verbose'):
         print('error: %s' % err, file=sys.stderr)
         return 1
     except Exception as err:
-        from .gpu import explain_error
+        from core.plumbing.devices import explain_error
         hint = explain_error(str(err)) if type(err).__name__ == 'MXNetError' else None
         if hint is None or debug:
             raise
@@ -40,11 +40,10 @@ def run(body, argv=None, errors=(), chatter_flag='--verbose'):
         return 1
 
 
-def add_flags(parser, verbose=True):
-    """The flags every script takes: --debug (tracebacks), and --verbose
-    (third-party messages) unless the script uses that name already."""
-    if verbose:
-        parser.add_argument('--verbose', action='store_true', help='third-party messages too')
+def add_flags(parser):
+    """The flags every script takes: --verbose (third-party messages) and
+    --debug (tracebacks and all messages)."""
+    parser.add_argument('--verbose', action='store_true', help='third-party messages too')
     parser.add_argument('--debug', action='store_true', help='tracebacks and all messages')
 
 

@@ -1,14 +1,14 @@
 """The heatmap-loss training loop (docs/training.md).
 
-A run locks its prefix (core.run), checks its data (the data gate), builds
+A run locks its prefix (core.training.record), checks its data (the data gate), builds
 the symbol, iterators and the starting weights, and only then (with
 --overwrite) clears an earlier run there; it steps until the last epoch step.
-Every `verbose` steps it validates, writes a checkpoint when the NME
+Every `validate_every` steps it validates, writes a checkpoint when the NME
 improves and saves its resumable state. Ctrl-C (or SIGTERM) finishes the
 step under way and saves the state, so a resumed run equals an uninterrupted
 one. Weights are checked finite before anything is saved. Distributed
 workers agree before every update whether all of them can go on, so they
-stop together; a watchdog (core.dist) ends a worker whose peers are gone.
+stop together; a watchdog (core.training.dist) ends a worker whose peers are gone.
 """
 import contextlib
 import errno
@@ -24,18 +24,21 @@ import mxnet as mx
 import numpy as np
 from tqdm import tqdm
 
+from data import sets
 from data.files import WriteError
 from data.iterator import FaceSegIter
 from data.recordio import gate
 from data.workers import default_workers
 from symbol import get_symbol
 
-from . import dist, protocol, run
-from .checkpoint import fit_params, load_checkpoint, params_path, save_checkpoint
-from .config import ConfigError, apply_overrides, lookup, schedule
-from .devices import contexts as device_contexts
-from .feeder import DeviceFeeder
-from .optimizer import EpochStepSchedule, ONadam  # noqa: F401 (registers the optimizer)
+from core.evaluation import protocol
+from core.plumbing import runs
+from core.plumbing.checkpoint import fit_params, load_checkpoint, params_path, save_checkpoint
+from core.plumbing.config import ConfigError, apply_overrides, lookup, schedule
+from core.plumbing.devices import contexts as device_contexts
+from core.training import dist, record
+from core.training.feeder import DeviceFeeder
+from core.training.optimizer import EpochStepSchedule, ONadam  # noqa: F401 (registers it)
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +92,15 @@ class StopRequest(object):
 def resumed_config(prefix, overrides):
     """The configuration a run saved at `prefix`, with only runtime options
     (RUNTIME_OPTIONS) changed by `overrides`; anything else is an error."""
-    run.check_resumable(prefix)
-    saved = run.saved_config(prefix)
+    record.check_resumable(prefix)
+    saved = runs.saved_config(prefix)
     changed = sorted(k for k, v in overrides.items()
                      if k.replace('train.', '') not in RUNTIME_OPTIONS
                      and lookup(saved, k) != v)
     if changed:
-        raise run.RunError('--resume continues the configuration saved in %s; it cannot change '
+        raise runs.RunError('--resume continues the configuration saved in %s; it cannot change '
                            '%s (start a new run with --pretrained instead)'
-                           % (run.config_path(prefix), ', '.join(changed)))
+                           % (runs.config_path(prefix), ', '.join(changed)))
     return apply_overrides(saved, {k: v for k, v in overrides.items()
                                    if k.replace('train.', '') in RUNTIME_OPTIONS})
 
@@ -172,7 +175,7 @@ class Improvement(object):
 class Agreement(object):
     """dist_sync: before every update each worker votes (GO or a stop
     reason) through the kvstore, so all stop at the same step. The
-    process's watchdog (core.dist) ends a worker that waits too long."""
+    process's watchdog (core.training.dist) ends a worker that waits too long."""
 
     KEY = 'train-stop-votes'
 
@@ -213,10 +216,10 @@ class Trainer(object):
             self.rank, self.num_workers = (self.kv.rank, self.kv.num_workers) if self.kv \
                 else (0, 1)
             self.chief = self.rank == 0
-            self.lock = run.claim(self.prefix, resume, overwrite) if self.chief else None
+            self.lock = record.claim(self.prefix, resume, overwrite) if self.chief else None
             self._setup(resume)
             if self.chief and overwrite and not resume:
-                run.clear(self.prefix)
+                record.clear(self.prefix)
         except BaseException:
             self.close(failed=True)
             raise
@@ -225,18 +228,20 @@ class Trainer(object):
         cfg, t = self.cfg, self.t
         seed_everything(t.seed)
         train_rec = os.path.join(cfg.dataset_path, 'train.rec')
-        reader = gate(train_rec, t.bad_records, 'train.bad_records')
+        reader = gate(train_rec, t.bad_records, 'train.bad_records', cfg.scheme)
+        self.trained_on = reader.origin
         self._fit_to_the_set(len(reader.keys) // self.num_workers)
         cfg, t = self.cfg, self.t
         self.batch_size = cfg.per_batch_size * len(self.ctx)
-        self.targets = [name for name in cfg.val_targets if os.path.isfile(
-            os.path.join(cfg.dataset_path, name + '.rec'))] if self.chief else []
+        self.targets = sets.check_targets(cfg.val_targets, cfg.dataset_path,
+                                          'val_targets') if self.chief else []
+        sets.check_targets(cfg.test_targets, cfg.dataset_path, 'test_targets')
         if self.chief and not self.targets:
             log.warning('no validation target of %s found in %s; checkpoints are written at the '
                         'end only', cfg.val_targets, cfg.dataset_path)
         for name in self.targets:
             gate(os.path.join(cfg.dataset_path, name + '.rec'), t.bad_records,
-                 'train.bad_records')
+                 'train.bad_records', cfg.scheme)
         self.sym = get_symbol(cfg)
         workers = default_workers() if t.workers is None else t.workers
         self.train_iter = FaceSegIter(train_rec, cfg, self.batch_size, cfg.per_batch_size,
@@ -246,33 +251,35 @@ class Trainer(object):
         self.val_iters = [FaceSegIter(os.path.join(cfg.dataset_path, name + '.rec'), cfg,
                                       self.batch_size, aug_level=0, workers=0,
                                       eval_crop=protocol.EvalCrop(name, cfg.input_img_size,
-                                                                  cfg.landmark_scheme))
+                                                                  cfg.scheme))
                           for name in self.targets]
         self.records = self.train_iter.num_records
         self.schedule = self._schedule(self.batch_size)
         self.end_step = self.schedule.end_step()
-        self.state = run.load_state(self.prefix) if resume else None
-        record = self.state[0] if self.state else {}
-        if record and (record['batch_size'], record['records']) != (self.batch_size,
-                                                                    self.records):
-            raise run.RunError(
+        self.state = record.load_state(self.prefix) if resume else None
+        earlier = self.state[0] if self.state else {}
+        if earlier and (earlier['batch_size'], earlier['records']) != (self.batch_size,
+                                                                      self.records):
+            raise runs.RunError(
                 'cannot resume %s exactly: it ran with a batch of %d on %d records, this run '
                 'has %d on %d (keep --per-batch-size and the number of devices)'
-                % (self.prefix, record['batch_size'], record['records'], self.batch_size,
+                % (self.prefix, earlier['batch_size'], earlier['records'], self.batch_size,
                    self.records))
         self.initial = self._initial_params()
-        self.step = record.get('step', 0)
+        self.step = earlier.get('step', 0)
         self._reported = self.step          # notices of the samples are said up to here
         self._pending = None                # the last update a GPU step waits for
-        self.improvement = Improvement(record.get('best_first', 100.0),
-                                       record.get('best_mean', 100.0))
-        self.best = {k: record.get(k) for k in ('best_checkpoint', 'best_nme', 'best_step')}
-        self.saved = set(record.get('saved', []))
+        self.improvement = Improvement(earlier.get('best_first', 100.0),
+                                       earlier.get('best_mean', 100.0))
+        self.best = {k: earlier.get(k) for k in ('best_checkpoint', 'best_nme', 'best_step')}
+        self.start_nme = earlier.get('start_nme')          # step 0's, of the first target
+        self.started = time.time()
+        self.saved = set(earlier.get('saved', []))
         self.last_nmes = {}
-        if record:
-            restore_random_state(record['random'])
-        self.log = run.CsvLog(run.log_path(self.prefix), self.targets,
-                              self.step if resume else None) if self.chief else None
+        if earlier:
+            restore_random_state(earlier['random'])
+        self.log = record.CsvLog(runs.log_path(self.prefix), self.targets,
+                                 self.step if resume else None) if self.chief else None
         log.info('%s: %d records, batch %d (%d per device x %d device%s%s), %d steps per pass; '
                  'training ends at step %d (epoch %.4g)', train_rec, self.records,
                  self.batch_size, cfg.per_batch_size, len(self.ctx),
@@ -288,7 +295,7 @@ class Trainer(object):
     def _fit_to_the_set(self, records):
         """A set smaller than one batch lowers the batch to what it holds,
         and a short run validates at least `min_validations` times (a
-        smaller --verbose); both are said, and saved with the configuration."""
+        smaller --validate-every); both are said, and saved with the configuration."""
         cfg, t = self.cfg, self.t
         changes = {}
         devices = len(self.ctx)
@@ -305,13 +312,13 @@ class Trainer(object):
         self.records = records
         steps = self._schedule(changes.get('per_batch_size', cfg.per_batch_size) *
                                devices).end_step()
-        if t.min_validations and steps // t.verbose < t.min_validations:
-            verbose = max(1, steps // t.min_validations)
-            if verbose != t.verbose:
+        if t.min_validations and steps // t.validate_every < t.min_validations:
+            every = max(1, steps // t.min_validations)
+            if every != t.validate_every:
                 log.warning('validating every %d steps instead of %d, so that this run of %d '
-                            'steps validates at least %d times (--min-validations)', verbose,
-                            t.verbose, steps, t.min_validations)
-                changes['train.verbose'] = verbose
+                            'steps validates at least %d times (--min-validations)', every,
+                            t.validate_every, steps, t.min_validations)
+                changes['train.validate_every'] = every
         if changes:
             self.cfg = apply_overrides(cfg, changes)
             self.t = self.cfg.train
@@ -391,16 +398,16 @@ class Trainer(object):
         results = {}
         for name, it in zip(self.targets, self.val_iters):
             it.reset()
-            nme = protocol.evaluate(predict, it, self.cfg.input_img_size,
-                                    self.cfg.landmark_type, scheme=self.cfg.landmark_scheme)['nme']
+            nme = protocol.evaluate(predict, it, self.cfg.input_img_size, self.cfg.scheme,
+                                    self.cfg.landmark_type)['nme']
             results[name] = 100.0 * float(np.mean(nme))
         return results
 
     def checkpoint_number(self):
-        """The number of the weights of this step: step / verbose rounded
-        up, so the end of a run that is not a multiple of `verbose` gets a
+        """The number of the weights of this step: step / validate_every
+        rounded up, so the end of a run that is not a multiple of it gets a
         number of its own and no number is ever ambiguous."""
-        return -(-self.step // self.t.verbose)
+        return -(-self.step // self.t.validate_every)
 
     def _validation(self, mod, loss):
         """Validate, log, and save a checkpoint when it improves."""
@@ -455,11 +462,12 @@ class Trainer(object):
         if not self.chief:
             return
         arg_params, aux_params = self._finite_params(mod, 'the resumable state')
-        record = dict(self.best, step=self.step, epoch=self.schedule.epoch(self.step),
+        state = dict(self.best, start_nme=self.start_nme, step=self.step,
+                     epoch=self.schedule.epoch(self.step),
                       finished=finished, best_first=self.improvement.best_first,
                       best_mean=self.improvement.best_mean, saved=sorted(self.saved),
                       batch_size=self.batch_size, records=self.records, random=random_state())
-        run.save_state(self.prefix, record, arg_params, aux_params,
+        record.save_state(self.prefix, state, arg_params, aux_params,
                        mod._updater.get_states(dump_optimizer=True))
 
     def _decide(self, reason, why):
@@ -524,7 +532,7 @@ class Trainer(object):
                 mod = self._module()
                 self._beat()
                 if self.chief and not self.state:
-                    run.save_config(self.prefix, self.cfg)     # the run starts here
+                    record.save_config(self.prefix, self.cfg, self.trained_on)     # the run starts here
                 feeder = DeviceFeeder(self.train_iter, self.ctx, self.step)
                 if self.chief and self.step == 0 and self.targets:
                     with self._alone():
@@ -543,7 +551,7 @@ class Trainer(object):
                             '`train.py --prefix %s --resume`', self.step, self.prefix)
             raise
         except KeyboardInterrupt:
-            state = run.read_state(self.prefix) if self.chief else None
+            state = runs.read_state(self.prefix) if self.chief else None
             log.warning('stopped at once during step %d; %s', self.step + 1,
                         'the state saved at step %d is kept: continue with --resume'
                         % state['step'] if state else 'no state had been saved yet')
@@ -554,12 +562,23 @@ class Trainer(object):
             self.close(failed)
 
     def _first_validation(self, mod):
+        """Validate the starting weights. Weights of --pretrained are the
+        first candidate for the best checkpoint: they are saved as 0000, so
+        a fine-tuning run whose later steps are all worse keeps them as its
+        best (and every tool loads them). Untrained weights are not saved."""
         nmes = self.validate(mod)
+        self.start_nme = nmes[self.targets[0]]
         origin = ('the weights of --pretrained %s' % self.t.pretrained) if self.t.pretrained \
-            else 'untrained'
+            else 'untrained; not saved'
         for name, value in nmes.items():
-            log.info('[step 0] nme on %s is %.3f%% (%s; not saved)', name, value, origin)
+            log.info('[step 0] nme on %s is %.3f%% (%s)', name, value, origin)
         self.log.write(0, 0.0, self.schedule(0), None, nmes)
+        values = [nmes[t] for t in self.targets]
+        if self.t.pretrained and self.improvement(values) and self.t.ckpt and \
+                self._save(mod, 0):
+            self.best = {'best_checkpoint': 0, 'best_nme': values[0], 'best_step': 0}
+            log.info('checkpoint 0000 holds the starting weights, the best so far (nme on %s '
+                     '%.3f%%)', self.targets[0], values[0])
 
     def _steps(self, mod, feeder, stop):
         t = self.t
@@ -602,7 +621,7 @@ class Trainer(object):
                 if self.chief:
                     self.log.write(self.step, self.schedule.epoch(self.step),
                                    self.schedule(self.step), loss)
-            if self.chief and self.step % t.verbose == 0 and self.step < self.end_step:
+            if self.chief and self.step % t.validate_every == 0 and self.step < self.end_step:
                 self._chief_work(self._validation, mod, loss)
             if stopping:
                 bar.close()
@@ -624,11 +643,36 @@ class Trainer(object):
 
     def _finish(self, mod, loss):
         """Validate the final weights and write them under their own number
-        (once, whether or not they are the best)."""
+        (once, whether or not they are the best), then say in one line how
+        the run went."""
         if self.targets:
             self._validation(mod, loss)
         if self.t.ckpt:
             self._save(mod, self.checkpoint_number())
+        log.info('%s', self.summary())
+
+    def summary(self):
+        """The run in one line: steps, time, the best checkpoint and its
+        NME, and the NME of the start."""
+        took = time.time() - self.started
+        text = 'finished: %d steps in %s' % (self.step, '%.1f min' % (took / 60) if took >= 60
+                                              else '%.0f s' % took)
+        best, first = self.best.get('best_checkpoint'), (self.targets or ['?'])[0]
+        if best is not None:
+            text += '; best checkpoint %04d (step %d, nme on %s %.3f%%)' % (
+                best, self.best['best_step'], first, self.best['best_nme'])
+            if best == 0:
+                text += ': the starting weights are still the best'
+        elif self.targets:
+            text += '; no validation improved on 100%% (checkpoint %04d holds the final ' \
+                'weights)' % self.checkpoint_number()
+        else:
+            text += '; no validation set (checkpoint %04d holds the final weights)' % \
+                self.checkpoint_number()
+        if self.start_nme is not None:
+            text += '; at the start %.3f%% (%s)' % (
+                self.start_nme, 'weights of --pretrained' if self.t.pretrained else 'untrained')
+        return text
 
     def close(self, failed=False):
         for it in [getattr(self, 'train_iter', None)] + getattr(self, 'val_iters', []):

@@ -1,11 +1,11 @@
-"""GPU decisions, testable without a GPU: which kernels an MXNet build
-carries (read from the fat binaries in its library), whether a GPU can run
-them, the install that fixes it where it cannot, what `nvidia-smi` reports,
-which CUDA libraries cannot be loaded, and one-line explanations of the GPU
-errors MXNet raises. Standard library only; nothing here imports MXNet.
+"""GPU install decisions, testable without a GPU: which kernels an MXNet
+build carries (read from the fat binaries in its library), whether a GPU can
+run them, the install that fixes it where it cannot, and what `nvidia-smi`
+reports. Standard library only; nothing here imports MXNet. (The one-line
+explanations of GPU errors at run time are core.plumbing.devices'.)
 """
 import collections
-import ctypes
+import mmap
 import re
 import struct
 
@@ -15,17 +15,21 @@ PIP_WHEELS = tuple('mxnet-cu11%d' % v for v in range(2, 8))
 PIP_WHEEL_ARCHS = (frozenset({50, 60, 70, 80, 86}), frozenset())
 RECOMMENDED_WHEEL = 'mxnet-cu117'
 NGC_IMAGE = 'nvcr.io/nvidia/mxnet:24.06-py3'
+# The pip wheels compile their run-time fused kernels with NVRTC 11.8 to PTX,
+# which drivers before R520 cannot load; MXNET_USE_FUSION=0 runs without them.
+WHEEL_DRIVER = 520
+WHEEL_DRIVER_WORDS = '520 or later (450.80.02 or later with MXNET_USE_FUSION=0)'
 
 # GPU generations by compute capability: what runs them.
 Generation = collections.namedtuple('Generation', 'low high name examples install driver')
 GENERATIONS = (
     Generation(30, 49, 'Kepler and older', 'K80', 'not supported by MXNet 1.9.1 builds', ''),
     Generation(50, 69, 'Maxwell, Pascal', 'GTX 9xx/10xx, P100',
-               'make setup MXNET=%s' % RECOMMENDED_WHEEL, '450.80.02 or later'),
+               'make setup MXNET=%s' % RECOMMENDED_WHEEL, WHEEL_DRIVER_WORDS),
     Generation(70, 79, 'Volta, Turing', 'V100, T4, RTX 20xx',
-               'make setup MXNET=%s' % RECOMMENDED_WHEEL, '450.80.02 or later'),
+               'make setup MXNET=%s' % RECOMMENDED_WHEEL, WHEEL_DRIVER_WORDS),
     Generation(80, 89, 'Ampere, Ada', 'A100, A10, RTX 30xx/40xx, L4, L40',
-               'make setup MXNET=%s' % RECOMMENDED_WHEEL, '450.80.02 or later'),
+               'make setup MXNET=%s' % RECOMMENDED_WHEEL, WHEEL_DRIVER_WORDS),
     Generation(90, 99, 'Hopper', 'H100, H200, GH200',
                'the NGC MXNet container (docker/Dockerfile, from %s) or a source build '
                'with MXNET_CUDA_ARCH=9.0' % NGC_IMAGE, '550 or later (the container\'s CUDA 12.4)'),
@@ -61,7 +65,7 @@ class Arches(collections.namedtuple('Arches', 'cubins ptx')):
 
 
 def _elf_section(data, wanted):
-    """Bytes of the ELF64 section called `wanted`, or None."""
+    """(start, end) of the ELF64 section called `wanted` in `data`, or None."""
     if data[:4] != b'\x7fELF' or data[4] != 2:
         raise ValueError('not a 64-bit ELF file')
     shoff = struct.unpack_from('<Q', data, 0x28)[0]
@@ -71,18 +75,19 @@ def _elf_section(data, wanted):
     table = data[names[4]:names[4] + names[5]]
     for name, _, _, _, offset, size in headers:
         if table[name:table.index(b'\0', name)] == wanted:
-            return data[offset:offset + size]
+            return offset, offset + size
     return None
 
 
-def fatbin_arches(blob):
-    """Arches of the fat binaries in `blob` (a `.nv_fatbin` section): each
-    container is a 16-byte header (magic, version, header size, size of its
-    entries), then entries of kind (1 PTX, 2 machine code), header size and
-    payload size, with the SM number at byte 28 of the entry."""
+def fatbin_arches(blob, pos=0, stop=None):
+    """Arches of the fat binaries in `blob[pos:stop]` (a `.nv_fatbin`
+    section): each container is a 16-byte header (magic, version, header
+    size, size of its entries), then entries of kind (1 PTX, 2 machine
+    code), header size and payload size, with the SM number at byte 28 of
+    the entry."""
     cubins, ptx = set(), set()
-    pos = 0
-    while pos + 16 <= len(blob):
+    stop = len(blob) if stop is None else stop
+    while pos + 16 <= stop:
         magic, _, header, size = struct.unpack_from('<IHHQ', blob, pos)
         if magic != FATBIN_MAGIC:
             pos += 8
@@ -101,11 +106,11 @@ def fatbin_arches(blob):
 
 
 def library_arches(path):
-    """Arches of a shared library (libmxnet.so); empty when it has no GPU code."""
-    with open(path, 'rb') as f:
-        data = f.read()
-    section = _elf_section(data, b'.nv_fatbin')
-    return fatbin_arches(section) if section else Arches(frozenset(), frozenset())
+    """Arches of a shared library (libmxnet.so); empty when it has no GPU
+    code. The file is mapped, not read (the CUDA wheels' is 900 MB)."""
+    with open(path, 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        section = _elf_section(data, b'.nv_fatbin')
+        return fatbin_arches(data, *section) if section else Arches(frozenset(), frozenset())
 
 
 def kernels_for(capability, arches):
@@ -144,6 +149,17 @@ def parse_smi(text):
     return gpus
 
 
+def driver_note(driver, build, environ):
+    """The words to add for a driver too old for the pip wheels' run-time
+    fused kernels, or None."""
+    major = re.match(r'(\d+)', driver or '')
+    if build not in PIP_WHEELS or not major or int(major.group(1)) >= WHEEL_DRIVER or \
+            environ.get('MXNET_USE_FUSION') == '0':
+        return None
+    return ('driver %s is older than R%d: the fused kernels %s compiles at run time cannot '
+            'load; set MXNET_USE_FUSION=0 or update the driver' % (driver, WHEEL_DRIVER, build))
+
+
 def verdict(gpu, arches, build):
     """(ok, one line) for `gpu` under an MXNet `build` (a package name, or
     'source' for one installed some other way) with `arches`."""
@@ -160,37 +176,3 @@ def verdict(gpu, arches, build):
     gen = generation(gpu.capability)
     return False, '%s: %s has no kernels for %s GPUs (%s); install: %s' % (
         where, build, gen.name, arches.describe(), gen.install)
-
-
-# Libraries ---------------------------------------------------------------------------
-
-ORT_CUDA_LIBRARIES = ('libcudart.so.12', 'libcublas.so.12', 'libcublasLt.so.12',
-                      'libcufft.so.11', 'libcurand.so.10', 'libcudnn.so.9')
-
-
-def missing_libraries(names, load=ctypes.CDLL):
-    """The shared libraries of `names` that cannot be loaded."""
-    missing = []
-    for name in names:
-        try:
-            load(name)
-        except OSError:
-            missing.append(name)
-    return missing
-
-
-# Errors ---------------------------------------------------------------------------
-
-def explain_error(text):
-    """One line for a GPU error MXNet raised, or None for other errors."""
-    if re.search(r'out of memory|cudaErrorMemoryAllocation', text, re.I):
-        return ('the GPU ran out of memory: lower --per-batch-size (samples per device) or the '
-                'input size, or use more GPUs; `nvidia-smi` shows what else holds memory')
-    if re.search(r'no kernel image is available|cudaErrorNoKernelImageForDevice', text, re.I):
-        return ('this MXNet build has no kernels for this GPU\'s architecture (the pip wheels '
-                'stop at sm_86): run `python -m tools.gpu_check`; Hopper and newer GPUs need the '
-                'NGC container or a source build (README, "GPU boxes")')
-    if re.search(r'CUDA driver version is insufficient|cudaErrorInsufficientDriver', text, re.I):
-        return ('the NVIDIA driver is older than this MXNet build\'s CUDA needs: update the '
-                'driver (README, "GPU boxes")')
-    return None

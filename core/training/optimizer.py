@@ -78,15 +78,3 @@ class EpochStepSchedule(LRScheduler):
         boundaries passed before it, as the original lowers it after a batch."""
         reached = sum(1 for b in self.boundaries[:-1] if num_update - 1 >= b)
         return self.base_lr * self.factor ** reached
-
-
-def parse_epoch_steps(text, flag='--lr-epoch-step', unit='epochs'):
-    """'20,35,45' -> [20, 35, 45]; the last step is the end of training."""
-    try:
-        steps = [int(v) for v in str(text).split(',') if v.strip()]
-    except ValueError:
-        steps = []
-    if not steps or any(s <= 0 for s in steps) or steps != sorted(steps):
-        raise ValueError("%s must be increasing positive %s like '20,35,45', got %r"
-                         % (flag, unit, text))
-    return steps

@@ -14,19 +14,17 @@ import os
 
 import numpy as np
 
-from data import landmarks
+from data import sets
 from data.files import write_atomic
 from data.iterator import FaceSegIter
 from data.recordio import RecordError, RecordReader, names_path
 
-from . import protocol
-from .visualize import plot_ced
+from core.evaluation import protocol
+from core.evaluation.figures import plot_ced
 
 log = logging.getLogger(__name__)
 
 THRESHOLDS = (0.08, 0.10)
-DATASET_TITLES = {'ibug': 'IBUG', 'cofw_testset': 'COFW', '300W': '300W',
-                  'AFLW2000-3D': 'AFLW2000-3D'}
 
 
 def model_name(checkpoint):
@@ -46,11 +44,10 @@ def model_info(checkpoint, cfg, dataset):
     published NME."""
     from symbol import zoo
     name = model_name(checkpoint)
-    published = next((m.nme.get(dataset) for m in zoo.PUBLISHED.values()
-                      if m.directory == name), None)
+    published = sets.published_nme(zoo.name_of_directory(name), dataset)
     config = '%s, %s block, %d stack%s, n=%d, width x%g, %s loss, %s' % (
         cfg.network, cfg.net_block, cfg.net_stacks, '' if cfg.net_stacks == 1 else 's',
-        cfg.net_n, cfg.multiplier, cfg.losstype, cfg.landmark_scheme)
+        cfg.net_n, cfg.multiplier, cfg.losstype, cfg.scheme.name)
     return {'model': name, 'checkpoint': checkpoint.number, 'prefix': checkpoint.prefix,
             'config': config, 'published_nme': published}
 
@@ -76,8 +73,7 @@ def ground_truth_box_predictions(predictor, rec, dataset, cfg, landmark_type, de
     """The protocol's own crops: ({decoder: points}, round-tripped ground
     truth, record keys)."""
     it = FaceSegIter(rec, cfg, batch_size, aug_level=0, workers=0,
-                     eval_crop=protocol.EvalCrop(dataset, cfg.input_img_size,
-                                                 cfg.landmark_scheme))
+                     eval_crop=protocol.EvalCrop(dataset, cfg.input_img_size, cfg.scheme))
     return protocol.predict_record_frame(lambda batch: predictor(batch.data[0].asnumpy()), it,
                                          cfg.input_img_size, landmark_type, decoders)
 
@@ -87,7 +83,7 @@ def detector_predictions(handler, rec, dataset, cfg, landmark_type):
     face nearest the image centre. Returns ({key: points}, {key: round-tripped
     ground truth}) of the records where a face was found."""
     reader = RecordReader(rec)
-    top_raise = protocol.top_raise_for(dataset)
+    top_raise = sets.get(dataset).top_raise
     points, trips = {}, {}
     for key in reader.keys:
         try:
@@ -102,7 +98,7 @@ def detector_predictions(handler, rec, dataset, cfg, landmark_type):
         nearest = np.argmin(np.linalg.norm(centres - image.shape[0] / 2.0, axis=1))
         points[key] = faces[nearest].landmarks
         align, crop = protocol.eval_transforms(truth, top_raise, cfg.input_img_size,
-                                               cfg.landmark_scheme)
+                                               cfg.scheme)
         trips[key] = protocol.round_trip_ground_truth(truth, align, crop, landmark_type)
     return points, trips
 
@@ -112,16 +108,15 @@ def evaluate_set(predictor, rec, dataset, cfg, decoder, folder, handler=None,
     """Evaluate one record set; prints the report, writes it to `folder`
     (with the predictions, for pages) and returns its summary. `model`
     ({model, checkpoint, config, published_nme}) names the model in it."""
-    landmark_type = landmark_type or protocol.landmark_type_for(dataset,
-                                                                cfg.landmark_type)
+    landmark_type = landmark_type or sets.get(dataset, cfg.landmark_type).landmark_type
     decoders = ('argmax',) if decoder == 'argmax' else ('argmax', decoder)
     preds, trips, keys = ground_truth_box_predictions(predictor, rec, dataset, cfg,
                                                       landmark_type, decoders)
-    scheme = landmarks.get(cfg.landmark_scheme)
+    scheme = cfg.scheme
     norm = 'box' if landmark_type == '3d' else scheme.norm
-    original = 100 * protocol.nme(preds['argmax'], trips, landmark_type, None, scheme)
-    chosen = {k: 100 * v for k, v in protocol.metrics(preds[decoder], trips, landmark_type,
-                                                      scheme).items()}
+    original = 100 * protocol.nme(preds['argmax'], trips, scheme, landmark_type)
+    chosen = {k: 100 * v for k, v in protocol.metrics(preds[decoder], trips, scheme,
+                                                      landmark_type).items()}
     print('nme on %s is %.3f%% (the published protocol: ground-truth box, argmax decoding); %s'
           % (dataset, np.mean(original), scheme.describe(norm)))
     print('  %d images; ground-truth box, %s decoding: nme %.3f%%, %s' % (
@@ -130,6 +125,7 @@ def evaluate_set(predictor, rec, dataset, cfg, decoder, folder, handler=None,
             if key != 'nme')))
     summary = dict(model or {}, dataset=dataset, images=len(trips),
                    nme=float(np.mean(original)), scheme=scheme.name,
+                   landmark_scheme=scheme.value,
                    normalisation=scheme.describe(norm), decoder=decoder,
                    rec=os.path.abspath(rec))
     summary['nme_%s' % decoder] = float(np.mean(chosen['nme']))
@@ -150,7 +146,7 @@ def evaluate_set(predictor, rec, dataset, cfg, decoder, folder, handler=None,
         shape = (-1, scheme.count, 2)
         errors = 100 * protocol.nme(np.array([detected[k] for k in found]).reshape(shape),
                                     np.array([detected_trips[k] for k in found]).reshape(shape),
-                                    landmark_type, None, scheme)
+                                    scheme, landmark_type)
         by_key = dict(zip(found, errors))
         detector = type(handler.detector).__name__
         print('  with the %s detector, %s decoding: nme %.3f%% on %d images (%d without a face, '
@@ -170,11 +166,10 @@ def evaluate_set(predictor, rec, dataset, cfg, decoder, folder, handler=None,
     csv_path = os.path.join(folder, 'per-image.csv')
     write_atomic(csv_path, _csv(columns))
     ced_path = write_atomic(os.path.join(folder, 'ced.png'), plot_ced(
-        curves, max(THRESHOLDS), title='CED on %s' % DATASET_TITLES.get(dataset, dataset)))
+        curves, max(THRESHOLDS), title='CED on %s' % sets.get(dataset).title))
     write_atomic(os.path.join(folder, 'summary.json'), json.dumps(summary, indent=1))
     distances = np.linalg.norm(preds['argmax'] - trips, axis=2)
-    per_point = 100 * distances / protocol.normaliser(trips, landmark_type, None,
-                                                      scheme)[:, None]
+    per_point = 100 * distances / protocol.normaliser(trips, scheme, landmark_type)[:, None]
     buffer = io.BytesIO()
     np.savez_compressed(buffer, keys=np.array(keys), pred=preds['argmax'], truth=trips,
                         errors=original, point_errors=per_point.mean(axis=0))

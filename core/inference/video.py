@@ -252,8 +252,8 @@ def face_record(frame, face):
 
 def draw_tracks(image, faces, groups):
     """BGR frame with each face's points, box and track number."""
-    from .visualize import draw_faces
-    out = draw_faces(image, faces, groups=groups)
+    from core.plumbing.drawing import draw_faces
+    out = draw_faces(image, faces, groups)
     for face in faces:
         x1, y1 = int(face.box[0]), int(face.box[1])
         cv2.putText(out, '#%d' % face.track, (x1, max(12, y1 - 18)), cv2.FONT_HERSHEY_SIMPLEX,

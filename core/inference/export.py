@@ -11,8 +11,8 @@ import numpy as np
 from data.files import write_atomic
 from symbol import inference_symbol
 
-from .checkpoint import fit_params
-from .devices import confirm_onnx_providers, onnx_providers
+from core.plumbing.checkpoint import fit_params
+from core.plumbing.devices import confirm_onnx_providers, onnx_providers
 
 log = logging.getLogger(__name__)
 

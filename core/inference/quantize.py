@@ -15,8 +15,8 @@ from data.iterator import FaceSegIter
 from data.recordio import gate
 from data.synth import write_records
 
-from . import protocol
-from .onnx_export import ort_session, quiet_root_logger
+from core.evaluation import protocol
+from core.inference.export import ort_session, quiet_root_logger
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,7 @@ class QuantizationRefused(ValueError):
 
 def _batches(rec, cfg, dataset):
     it = FaceSegIter(rec, cfg, 8, aug_level=0, workers=0,
-                     eval_crop=protocol.EvalCrop(dataset, cfg.input_img_size,
-                                                 cfg.landmark_scheme))
+                     eval_crop=protocol.EvalCrop(dataset, cfg.input_img_size, cfg.scheme))
     return list(it)
 
 
@@ -41,8 +40,8 @@ def held_out_nme(session, batches, cfg):
     preds, trips, _ = protocol.predict_record_frame(
         lambda batch: session.run(None, {name: batch.data[0].asnumpy()})[0], batches,
         cfg.input_img_size, cfg.landmark_type)
-    return 100.0 * float(np.mean(protocol.nme(preds['argmax'], trips, cfg.landmark_type,
-                                              scheme=cfg.landmark_scheme)))
+    return 100.0 * float(np.mean(protocol.nme(preds['argmax'], trips, cfg.scheme,
+                                              cfg.landmark_type)))
 
 
 def calibration_set(calibration, folder, seed=0):

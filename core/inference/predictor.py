@@ -1,11 +1,7 @@
-"""Heatmap prediction from a checkpoint: (N, 3, S, S) RGB -> (N, 68, L, L),
-run by MXNet or by ONNX Runtime (loaded when a predictor is made, so that
-the scripts answer --help before either loads).
-
-A checkpoint is resolved once (`resolve`): its number (the run's best when
-not given) and its configuration (the run's PREFIX-config.json, the zoo's
-for a published model), so that every tool uses the input size and network
-it was trained with.
+"""Heatmap prediction from a resolved checkpoint (core.plumbing.runs.resolve):
+(N, 3, S, S) RGB -> (N, P, L, L), run by one of the BACKENDS, MXNet or ONNX
+Runtime (loaded when a predictor is made, so that the scripts answer --help
+before either loads).
 """
 import collections
 import hashlib
@@ -19,38 +15,8 @@ from data.files import write_atomic
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ('auto', 'mxnet', 'onnx', 'onnx-int8')
 # What an INT8 export is calibrated on when made for a backend.
 INT8_CALIBRATION = 'synthetic:128:seed0'
-
-
-class Checkpoint(collections.namedtuple('Checkpoint', 'prefix number cfg why source')):
-    """A resolved checkpoint: its prefix and number, its configuration, why
-    that number was taken and where the configuration came from."""
-
-    @property
-    def input_size(self):
-        return self.cfg.input_img_size
-
-    @property
-    def params(self):
-        from .checkpoint import params_path
-        return params_path(self.prefix, self.number)
-
-    def describe(self):
-        return '%s: %s; configuration from %s (input %d)' % (self.prefix, self.why, self.source,
-                                                             self.input_size)
-
-
-def resolve(prefix, number=None):
-    """The Checkpoint of `prefix` (number None: the run's best); a number
-    the prefix does not hold is named with the ones it does."""
-    from . import run
-    from .checkpoint import check_files
-    number, why = run.choose_checkpoint(prefix, number)
-    check_files(prefix, number)
-    cfg, source = run.checkpoint_config(prefix)
-    return Checkpoint(prefix, number, cfg, why, source)
 
 
 class MXNetPredictor(object):
@@ -63,7 +29,7 @@ class MXNetPredictor(object):
 
         from symbol import inference_symbol
 
-        from .checkpoint import fit_params, load_checkpoint
+        from core.plumbing.checkpoint import fit_params, load_checkpoint
         sym, arg_params, aux_params = load_checkpoint(checkpoint.prefix, checkpoint.number)
         self.sym = inference_symbol(sym)
         self.batch_size, size = batch_size, checkpoint.input_size
@@ -135,14 +101,14 @@ class OnnxPredictor(object):
     installed."""
 
     def __init__(self, checkpoint, gpu=-1, int8=False):
-        from .checkpoint import load_checkpoint
-        from .onnx_export import export, ort_session
+        from core.inference.export import export, ort_session
+        from core.plumbing.checkpoint import load_checkpoint
         self.backend = 'onnx-int8' if int8 else 'onnx'
         path = cached_onnx(checkpoint, 'fp32', lambda out: export(
             *load_checkpoint(checkpoint.prefix, checkpoint.number), out_path=out, batch='dynamic',
             input_size=checkpoint.input_size, source=checkpoint.params))
         if int8:
-            from .quantize import quantize
+            from core.inference.quantize import quantize
             path = cached_onnx(checkpoint, 'int8',
                                lambda out, fp32=path: quantize(fp32, out, checkpoint.cfg))
         self.session = ort_session(path, gpu=gpu)
@@ -154,12 +120,11 @@ class OnnxPredictor(object):
 
 
 def auto_backend(checkpoint, gpu):
-    """ONNX Runtime on the CPU when the network exports exactly, MXNet on a
-    GPU or for deformable networks (why is logged)."""
+    """(backend name, why): ONNX Runtime on the CPU when the network exports
+    exactly, MXNet on a GPU or for deformable networks."""
+    from core.inference.export import ExportError, check_exportable
+    from core.plumbing.checkpoint import load_symbol, symbol_path
     from symbol import inference_symbol
-
-    from .checkpoint import load_symbol, symbol_path
-    from .onnx_export import ExportError, check_exportable
     if gpu is not None and gpu >= 0:
         return 'mxnet', 'MXNet on GPU %d' % gpu
     try:
@@ -169,14 +134,32 @@ def auto_backend(checkpoint, gpu):
     return 'onnx', 'ONNX Runtime on the CPU'
 
 
+def _mxnet(checkpoint, gpu):
+    from core.plumbing.devices import inference_context
+    return MXNetPredictor(checkpoint, inference_context(gpu))
+
+
+Backend = collections.namedtuple('Backend', 'name about make')
+# The inference backends, by name: what each is and how it is made from a
+# resolved checkpoint and `--gpu`. Scripts, benchmarks and docs read this.
+BACKENDS = collections.OrderedDict((b.name, b) for b in (
+    Backend('mxnet', 'MXNet Module (CPU, or GPU with --gpu)', _mxnet),
+    Backend('onnx', 'ONNX Runtime FP32 (exported beside the checkpoint)',
+            lambda checkpoint, gpu: OnnxPredictor(checkpoint, gpu)),
+    Backend('onnx-int8', 'ONNX Runtime INT8 (calibrated, checked against FP32)',
+            lambda checkpoint, gpu: OnnxPredictor(checkpoint, gpu, int8=True)),
+))
+# What a script's --backend takes: a backend, or `auto` (auto_backend).
+BACKEND_CHOICES = ('auto',) + tuple(BACKENDS)
+
+
 def make_predictor(checkpoint, backend='auto', gpu=-1):
-    """A predictor of `backend` for a resolved Checkpoint."""
-    if backend not in BACKENDS:
-        raise ValueError('backend must be one of %s, got %r' % (', '.join(BACKENDS), backend))
+    """A predictor of `backend` (a name of BACKEND_CHOICES) for a resolved
+    Checkpoint."""
+    if backend not in BACKEND_CHOICES:
+        raise ValueError('backend must be one of %s, got %r' % (', '.join(BACKEND_CHOICES),
+                                                                backend))
     if backend == 'auto':
         backend, why = auto_backend(checkpoint, gpu)
         log.info('backend: %s', why)
-    if backend.startswith('onnx'):
-        return OnnxPredictor(checkpoint, gpu, int8=backend == 'onnx-int8')
-    from .devices import inference_context
-    return MXNetPredictor(checkpoint, inference_context(gpu))
+    return BACKENDS[backend].make(checkpoint, gpu)

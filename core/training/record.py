@@ -1,11 +1,6 @@
-"""A training run's files beside its prefix, and how other tools read them.
-
-    PREFIX-symbol.json, PREFIX-NNNN.params   checkpoints (each number written once)
-    PREFIX-config.json                        the resolved configuration, versions, command
-    PREFIX-log.csv                            step, epoch, lr, loss, validation NME
-    PREFIX-state.json (+ -state-STEP.params/.states)
-                                              the resumable state (weights, optimizer, step)
-    PREFIX.lock                               held while a run writes the prefix
+"""Writing a training run's record at its prefix (core.plumbing.runs names
+the files and reads them): the lock, the saved configuration, the resumable
+state and the CSV log.
 
 A prefix that holds a run is never written by another one unless asked:
 `--resume` continues it, `--overwrite` deletes it once the new run has
@@ -23,38 +18,12 @@ import socket
 import sys
 import time
 
+from core.plumbing import checkpoint
+from core.plumbing.runs import (RunError, config_path, read_state, run_files, state_path,
+                                summary)
 from data.files import WriteError, write_atomic
 
-from . import checkpoint
-from .config import load_config, published_config, restore
-
 log = logging.getLogger(__name__)
-
-
-class RunError(ValueError):
-    """A prefix that cannot be used as asked; the message says what to do."""
-
-
-def config_path(prefix):
-    return prefix + '-config.json'
-
-
-def log_path(prefix):
-    return prefix + '-log.csv'
-
-
-def state_path(prefix):
-    return prefix + '-state.json'
-
-
-def run_files(prefix):
-    """Files of a run present at `prefix` (not the lock)."""
-    own = [checkpoint.symbol_path(prefix), config_path(prefix), log_path(prefix),
-           state_path(prefix), prefix + '-log.png']
-    found = [p for p in own if os.path.isfile(p)]
-    found += [checkpoint.params_path(prefix, n) for n in checkpoint.checkpoint_numbers(prefix)]
-    found += sorted(glob.glob(glob.escape(prefix) + '-state-*'))
-    return found
 
 
 class PrefixLock(object):
@@ -114,7 +83,7 @@ def check_resumable(prefix):
     if os.path.isfile(state_path(prefix)) and os.path.isfile(config_path(prefix)):
         return
     existing = run_files(prefix)
-    what = ('it holds %s but no resumable state' % _summary(existing)) if existing \
+    what = ('it holds %s but no resumable state' % summary(existing)) if existing \
         else 'nothing was trained there'
     raise RunError('cannot resume %s: %s (%s missing). Start a new run, e.g. with '
                    '--pretrained PREFIX,N to begin from a checkpoint'
@@ -134,7 +103,7 @@ def claim(prefix, resume=False, overwrite=False):
         elif existing and not overwrite:
             raise RunError('prefix %s already holds a run (%s). Continue it with --resume, or '
                            'start over with --overwrite (deletes those files)'
-                           % (prefix, _summary(existing)))
+                           % (prefix, summary(existing)))
     except Exception:
         lock.release()
         raise
@@ -148,12 +117,6 @@ def clear(prefix):
         os.remove(path)
     if existing:
         log.info('--overwrite: deleted %d files of the earlier run at %s', len(existing), prefix)
-
-
-def _summary(paths, limit=3):
-    names = [os.path.basename(p) for p in paths]
-    return ', '.join(names[:limit]) + (' and %d more' % (len(names) - limit)
-                                       if len(names) > limit else '')
 
 
 def versions():
@@ -170,76 +133,16 @@ def versions():
     return found
 
 
-def save_config(prefix, cfg):
-    """PREFIX-config.json: every config key, the training options, versions
-    and the command line."""
+def save_config(prefix, cfg, trained_on=None):
+    """PREFIX-config.json: every config key, the training options, versions,
+    the command line, and where the training faces came from when they are
+    not photos (`trained_on`, the training set's NAME.origin.json)."""
     record = {'config': cfg, 'versions': versions(), 'command': sys.argv,
               'created': time.strftime('%Y-%m-%d %H:%M:%S')}
+    if trained_on is not None:
+        record['trained_on'] = trained_on
     return write_atomic(config_path(prefix), json.dumps(record, indent=1, sort_keys=True))
 
-
-def _read_json(path, what):
-    """The JSON object of a run file, or None when it does not exist."""
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except ValueError as err:
-        raise RunError('%s is not a readable %s: %s' % (path, what, err))
-
-
-def saved_config(prefix):
-    """The configuration a run saved at `prefix`, or None."""
-    record = _read_json(config_path(prefix), 'run configuration')
-    if record is None:
-        return None
-    if not isinstance(record, dict) or not isinstance(record.get('config'), dict):
-        raise RunError('%s is not a readable run configuration: it has no "config"'
-                       % config_path(prefix))
-    return restore(record['config'], config_path(prefix))
-
-
-def checkpoint_config(prefix):
-    """(configuration, where it came from) of the checkpoint at `prefix`:
-    the run's saved configuration; for a published model (no such file) its
-    zoo configuration, found by its folder name; else the settings' defaults."""
-    from symbol import zoo
-    cfg = saved_config(prefix)
-    if cfg is not None:
-        return cfg, config_path(prefix)
-    name = zoo.name_of_directory(os.path.basename(os.path.dirname(os.path.abspath(prefix))))
-    if name:
-        return published_config(name), 'the published %s configuration' % name
-    return load_config(), 'the settings defaults (no %s)' % os.path.basename(config_path(prefix))
-
-
-def read_state(prefix):
-    """The resumable state's record, or None."""
-    return _read_json(state_path(prefix), 'run state')
-
-
-def choose_checkpoint(prefix, number=None):
-    """(checkpoint number, why): `number` when given; else the best one the
-    run recorded (the last saved on improvement); else the only or latest
-    checkpoint of the prefix."""
-    if number is not None:
-        return number, 'checkpoint %04d' % number
-    state = read_state(prefix)
-    numbers = checkpoint.checkpoint_numbers(prefix)
-    if state and state.get('best_checkpoint') in numbers:
-        best = state['best_checkpoint']
-        return best, 'the best checkpoint %04d (validation NME %.3f%% at step %d)' % (
-            best, state['best_nme'], state['best_step'])
-    if not numbers:
-        raise checkpoint.CheckpointError('no checkpoint %s-NNNN.params exists (download published '
-                                         'models with `python -m tools.download NAME`)' % prefix)
-    if len(numbers) == 1:
-        return numbers[0], 'checkpoint %04d, the only one' % numbers[0]
-    return numbers[-1], 'checkpoint %04d, the latest (no record of the best)' % numbers[-1]
-
-
-# The resumable state ------------------------------------------------------------
 
 def state_files(prefix, step):
     return '%s-state-%08d.params' % (prefix, step), '%s-state-%08d.states' % (prefix, step)
@@ -273,8 +176,6 @@ def load_state(prefix):
     with open(states, 'rb') as f:
         return record, arg_params, aux_params, f.read()
 
-
-# The CSV log ----------------------------------------------------------------------
 
 class CsvLog(object):
     """PREFIX-log.csv: step, epoch, lr, loss and each target's NME. Every

@@ -4,8 +4,10 @@
 environment, the number of GPUs and whether MXNet was built with CUDA, so
 every decision is testable on a machine without a GPU.
 """
+import ctypes
 import logging
 import os
+import re
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +70,26 @@ def choose_devices(gpus=None, environ=None, num_gpus=0, cuda_build=False, flag='
     `gpus` (the `flag` of the script, train.py --gpus) wins; else CUDA_VISIBLE_DEVICES, whose entries
     the process sees as GPUs 0..n-1; else every GPU there is (containers
     often expose them with NVIDIA_VISIBLE_DEVICES only). '-1', 'cpu' and ''
-    mean the CPU. Asking for a GPU on a CPU-only MXNet, or for more GPUs
-    than exist, is a DeviceError.
+    mean the CPU. A worker of a multi-machine job started with
+    --gpus-per-worker N (FACE_ALIGN_GPUS_PER_WORKER) takes the N of those
+    of its rank on its machine (FACE_ALIGN_LOCAL_RANK). Asking for a GPU on
+    a CPU-only MXNet, or for more GPUs than exist, is a DeviceError.
     """
     environ = os.environ if environ is None else environ
     visible = environ.get('CUDA_VISIBLE_DEVICES')
+    per_worker = environ.get('FACE_ALIGN_GPUS_PER_WORKER')
+    if gpus is None and per_worker:
+        ids, reason = choose_devices(None, dict(environ, FACE_ALIGN_GPUS_PER_WORKER=''),
+                                     num_gpus, cuda_build, flag)
+        count, rank = int(per_worker), int(environ.get('FACE_ALIGN_LOCAL_RANK', 0))
+        mine = ids[rank * count:(rank + 1) * count]
+        if len(mine) < count:
+            raise DeviceError('--gpus-per-worker %d: worker %d of this machine needs GPUs %d-%d, '
+                              'but it has %d (%s); start fewer workers per machine or give '
+                              'each fewer GPUs' % (count, rank, rank * count,
+                                                   (rank + 1) * count - 1, len(ids), reason))
+        return mine, '%s, worker %d of this machine: GPU %s' % (
+            reason.split(':')[0], rank, ','.join(map(str, mine)))
     if gpus is not None:
         what, text = flag, str(gpus).strip()
         ids = [] if text.lower() in CPU_WORDS else _ids(text, what)
@@ -125,7 +142,6 @@ def confirm_onnx_providers(session, gpu):
     the CUDA 12 libraries it needs are missing), naming what is missing."""
     if gpu is None or gpu < 0 or 'CUDAExecutionProvider' in session.get_providers():
         return None
-    from .gpu import ORT_CUDA_LIBRARIES, missing_libraries
     missing = missing_libraries(ORT_CUDA_LIBRARIES)
     return ('ONNX Runtime could not use GPU %d and runs on the CPU: %s; install them (CUDA 12 and '
             'cuDNN 9) or use --backend mxnet' % (gpu, 'cannot load %s' % ', '.join(missing)
@@ -142,3 +158,33 @@ def onnx_providers(gpu, available):
     return ['CPUExecutionProvider'], (
         'the installed onnxruntime has no CUDA provider (install onnxruntime-gpu, README "GPU '
         'boxes"); running ONNX on the CPU')
+
+
+ORT_CUDA_LIBRARIES = ('libcudart.so.12', 'libcublas.so.12', 'libcublasLt.so.12',
+                      'libcufft.so.11', 'libcurand.so.10', 'libcudnn.so.9')
+
+
+def missing_libraries(names, load=ctypes.CDLL):
+    """The shared libraries of `names` that cannot be loaded."""
+    missing = []
+    for name in names:
+        try:
+            load(name)
+        except OSError:
+            missing.append(name)
+    return missing
+
+
+def explain_error(text):
+    """One line for a GPU error MXNet raised, or None for other errors."""
+    if re.search(r'out of memory|cudaErrorMemoryAllocation', text, re.I):
+        return ('the GPU ran out of memory: lower --per-batch-size (samples per device) or the '
+                'input size, or use more GPUs; `nvidia-smi` shows what else holds memory')
+    if re.search(r'no kernel image is available|cudaErrorNoKernelImageForDevice', text, re.I):
+        return ('this MXNet build has no kernels for this GPU\'s architecture (the pip wheels '
+                'stop at sm_86): run `python -m tools.gpu_check`; Hopper and newer GPUs need the '
+                'NGC container or a source build (README, "GPU boxes")')
+    if re.search(r'CUDA driver version is insufficient|cudaErrorInsufficientDriver', text, re.I):
+        return ('the NVIDIA driver is older than this MXNet build\'s CUDA needs: update the '
+                'driver (README, "GPU boxes")')
+    return None

@@ -2,7 +2,7 @@
 embedded as data URIs, no script, no network) for an evaluation, for several
 models compared, or for a training run.
 
-The figures come from core.visualize; this module only lays them out.
+The figures come from core.evaluation.figures; this module only lays them out.
 """
 import base64
 import functools
@@ -10,6 +10,9 @@ import html
 
 import cv2
 import numpy as np
+
+from core.evaluation.figures import plot_ced, plot_histogram
+from data.landmarks import box_size
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -106,10 +109,14 @@ def draw_point_errors(mean_shape, errors, size=384):
 
 # Evaluations -----------------------------------------------------------------------
 
-def scheme_groups(scheme):
-    """The drawing groups of a built-in scheme (a user's: points only)."""
+def scheme_groups(summary):
+    """The drawing groups of an evaluation's landmark scheme (a user's
+    scheme travels in its summary by content; an older summary names it
+    only, and its points are drawn without lines)."""
     from data import landmarks
-    return landmarks.get(scheme).groups if scheme in landmarks.SCHEMES else ()
+    value = summary.get('landmark_scheme', summary['scheme'])
+    return landmarks.get(value).groups if isinstance(value, dict) or \
+        value in landmarks.SCHEMES else ()
 
 
 @functools.lru_cache(maxsize=8)
@@ -149,7 +156,6 @@ def evaluation_page(results, title, worst=12):
     """One evaluation (several sets of one model): the table of every set,
     and per set the CED curve, the distribution of per-image NME, the mean
     error of each point on the mean face, and the `worst` images."""
-    from .visualize import plot_ced, plot_histogram
     parts = ['<h2>All sets</h2>', table(SET_HEADERS, _set_rows(results)),
              '<p class="note">NME %% (published): ground-truth box, argmax decoding; the '
              'other columns: the %s decoder (AUC and FR of the detector where one was '
@@ -175,10 +181,103 @@ def evaluation_page(results, title, worst=12):
         for i in np.argsort(-errors)[:worst]:
             key = int(r['keys'][i])
             picture = draw_comparison(record_face(r, key), r['truth'][i], [r['pred'][i]],
-                                      scheme_groups(s['scheme']))
+                                      scheme_groups(s))
             cells.append(figure(image(jpeg(picture), 'record %d' % key, 'jpeg'),
                                 'NME %.2f%%, record %d, %s' % (errors[i], key,
                                                              image_name(r, key))))
         parts.append('<p class="note">green: ground truth; red: prediction</p>'
                      '<div class="gallery">%s</div>' % ''.join(cells))
     return page(title, parts)
+
+
+# Comparisons -------------------------------------------------------------------------
+
+DISAGREEMENTS = 12
+
+
+def model_label(result):
+    s = result['summary']
+    return '%s-%04d' % (s['model'], s['checkpoint'])
+
+
+def disagreement(a, b):
+    """(common keys, per image the mean distance between two models' points
+    over the ground truth's box size, sqrt(w h), in percent)."""
+    common = sorted(set(a['keys']) & set(b['keys']))
+    ia = {k: i for i, k in enumerate(a['keys'])}
+    ib = {k: i for i, k in enumerate(b['keys'])}
+    pa = np.array([a['pred'][ia[k]] for k in common])
+    pb = np.array([b['pred'][ib[k]] for k in common])
+    truth = np.array([a['truth'][ia[k]] for k in common])
+    return common, 100 * np.linalg.norm(pa - pb, axis=2).mean(axis=1) / box_size(truth)
+
+
+def comparison_section(name, results):
+    """The part of a comparison page for one set evaluated by several models."""
+    first = results[0]['summary']
+    rows = []
+    for r in results:
+        s = r['summary']
+        published = s.get('published_nme')
+        rows.append([model_label(r), '%s, %04d' % (s['prefix'], s['checkpoint']),
+                     s['config'], s['images'], '%.3f' % s['nme'],
+                     '%+.3f' % (s['nme'] - first['nme']), '%.4f' % s['auc@0.10'],
+                     '%.2f' % s['failure@0.10'],
+                     '%.3f' % published if published is not None else ''])
+    parts = ['<h2>%s</h2>' % html.escape(name),
+             table(['model', 'checkpoint', 'configuration', 'images', 'NME %', 'vs first',
+                    'AUC@0.10',
+                    'FR@0.10 %', 'published NME %'], rows)]
+    curves = {model_label(r): r['errors'] / 100 for r in results}
+    parts.append('<div class="figures">%s</div>' % figure(
+        image(plot_ced(curves, 0.10, title='CED on %s' % name), 'CED of every model'),
+        'every model on %s (argmax, the published protocol)' % name))
+    if len(results) > 1:
+        a, b = results[0], results[1]
+        common, apart = disagreement(a, b)
+        cells = []
+        index_a = {k: i for i, k in enumerate(a['keys'])}
+        index_b = {k: i for i, k in enumerate(b['keys'])}
+        for j in np.argsort(-apart)[:DISAGREEMENTS]:
+            key = common[j]
+            i, k = index_a[key], index_b[key]
+            picture = draw_comparison(record_face(a, key), a['truth'][i],
+                                      [a['pred'][i], b['pred'][k]], scheme_groups(first))
+            cells.append(figure(image(jpeg(picture), 'record %d' % key, 'jpeg'),
+                                'apart %.2f%% of the box; NME %.2f%% vs %.2f%%; record %d, %s' % (
+                                    apart[j], a['errors'][i], b['errors'][k], key,
+                                    image_name(a, key))))
+        parts.append('<h3>Where %s and %s disagree most</h3><p class="note">green: ground '
+                     'truth; red: %s; blue: %s</p><div class="gallery">%s</div>' % (
+                         html.escape(model_label(a)), html.escape(model_label(b)),
+                         html.escape(model_label(a)), html.escape(model_label(b)),
+                         ''.join(cells)))
+    return parts
+
+
+# Training runs ------------------------------------------------------------------------
+
+def run_page(prefix, curves_png):
+    """The page of a training run: its curves, a row per validation (the
+    best marked) and its configuration."""
+    from core.evaluation.figures import loss_name
+    from core.plumbing import runs
+    rows = runs.validations(prefix)
+    sets = [k for k in (rows[0] if rows else {}) if k.startswith('nme_')]
+    best = runs.best_checkpoint(prefix)
+    lines = [[r['step'], '%.2f' % float(r['epoch']), r['lr']] +
+             ['%.3f' % float(r[k]) if r[k] else '' for k in sets] +
+             ['best: checkpoint %04d' % best[1] if best and int(r['step']) == best[0] else '']
+             for r in rows]
+    parts = ['<h2>Curves</h2>', image(curves_png, 'loss and validation NME'),
+             '<h2>Validations</h2>',
+             table(['step', 'epoch', 'learning rate'] + ['NME %% %s' % k[4:] for k in sets]
+                   + [''], lines)]
+    settings = runs.saved_settings(prefix)
+    if settings:
+        flat = sorted((k, v) for k, v in settings.items() if not isinstance(v, dict))
+        flat += sorted(('train.' + k, v) for k, v in settings.get('train', {}).items())
+        parts += ['<h2>Configuration</h2>', table(['key', 'value'], flat)]
+    return page('Training run %s' % prefix, parts,
+                note='loss: %s; the dashed lines are the learning-rate steps' % loss_name(
+                    settings))

@@ -15,7 +15,8 @@ import copy
 import os
 import runpy
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The checkout: core/plumbing/config.py is two folders below it.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLE = os.path.join(ROOT, 'sample_config.py')
 USER = os.path.join(ROOT, 'config.py')
 PARTS = ('config', 'network', 'dataset', 'default')
@@ -37,9 +38,17 @@ class Config(dict):
         except KeyError:
             raise AttributeError('the configuration has no key %r' % name)
 
+    @property
+    def scheme(self):
+        """The landmark scheme (data.landmarks.Scheme) of `landmark_scheme`."""
+        if '_scheme' not in self.__dict__:
+            from data import landmarks
+            object.__setattr__(self, '_scheme', landmarks.get(self['landmark_scheme']))
+        return self.__dict__['_scheme']
+
     def _read_only(self, *args, **kwargs):
         raise TypeError('a formed configuration is read-only; make a changed copy with '
-                        'core.config.apply_overrides')
+                        'core.plumbing.config.apply_overrides')
 
     __setattr__ = __setitem__ = __delitem__ = _read_only
     update = pop = popitem = clear = setdefault = _read_only
@@ -87,6 +96,8 @@ EPOCHS = Kind("epochs like '20,35,45'", lambda v: isinstance(v, str) or INT.acce
 DEVICES = Kind("None, or GPU numbers like '0,1' (-1 for the CPU)",
                lambda v: v is None or isinstance(v, str) or INT.accepts(v))
 OPTIONAL_INT = Kind('None or an integer', lambda v: v is None or INT.accepts(v))
+SCHEME = Kind('a scheme name (ibug68, wflw98, cofw29) or the path of a scheme JSON file',
+              lambda v: isinstance(v, (str, dict)))
 
 # Every key of a run's configuration, with its type (the values are in
 # sample_config.py). `train` holds the training options.
@@ -96,17 +107,20 @@ KEYS = {
     'multiplier': NUMBER, 'bn_mom': NUMBER, 'workspace': INT, 'per_batch_size': INT,
     'losstype': STR, 'net_coherent': INT, 'net_binarize': INT, 'net_block': STR, 'net_n': INT,
     'net_sat': INT, 'net_dcn': INT, 'net_stacks': INT, 'network': STR, 'dataset': STR,
-    'landmark_type': STR, 'dataset_path': STR, 'val_targets': NAMES, 'landmark_scheme': STR,
+    'landmark_type': STR, 'dataset_path': STR, 'val_targets': NAMES, 'landmark_scheme': SCHEME,
     'test_targets': NAMES,
 }
 TRAIN_KEYS = {
     'prefix': STR, 'pretrained': STR, 'allow_missing': BOOL, 'optimizer': STR, 'lr': NUMBER,
     'wd': NUMBER, 'lr_epoch_step': EPOCHS, 'ckpt': INT, 'exf': INT, 'frequent': INT,
-    'verbose': INT, 'kvstore': STR, 'seed': INT, 'gpus': DEVICES, 'workers': OPTIONAL_INT,
+    'validate_every': INT, 'kvstore': STR, 'seed': INT, 'gpus': DEVICES, 'workers': OPTIONAL_INT,
     'bad_records': NUMBER, 'dist_timeout': NUMBER, 'lr_steps': EPOCHS, 'min_validations': INT,
 }
+# Training options renamed since: an older config.py or saved run that sets
+# the old name sets the new one.
+RENAMED = {'verbose': 'validate_every'}
 OPTIMIZERS = ('nadam', 'onadam', 'adam', 'rmsprop', 'sgd')
-KVSTORES = ('device', 'local', 'dist_sync')
+KVSTORES = ('device', 'local', 'dist_sync', 'dist_device_sync')
 
 
 def _check_keys(section, table, where, prefix=''):
@@ -127,7 +141,7 @@ def check_training(t):
     require(t.optimizer in OPTIMIZERS, 'optimizer', ', '.join(OPTIMIZERS))
     require(t.kvstore in KVSTORES, 'kvstore', ', '.join(KVSTORES))
     require(t.ckpt in (0, 1), 'ckpt', '0 or 1')
-    for key in ('verbose', 'frequent', 'exf'):
+    for key in ('validate_every', 'frequent', 'exf'):
         require(t[key] >= 1, key, 'an integer >= 1')
     require(t.min_validations >= 0, 'min_validations', 'an integer >= 0')
     require(t.lr > 0 and t.wd >= 0, 'lr' if t.lr <= 0 else 'wd', 'a positive number')
@@ -143,10 +157,21 @@ def check_training(t):
 def schedule(t):
     """(learning-rate boundaries, whether they are steps) of the training
     options `t`: --lr-steps when given, else --lr-epoch-step."""
-    from .optimizer import parse_epoch_steps
     if t.lr_steps not in ('', None):
         return parse_epoch_steps(t.lr_steps, '--lr-steps', 'steps'), True
     return parse_epoch_steps(t.lr_epoch_step), False
+
+
+def parse_epoch_steps(text, flag='--lr-epoch-step', unit='epochs'):
+    """'20,35,45' -> [20, 35, 45]; the last step is the end of training."""
+    try:
+        steps = [int(v) for v in str(text).split(',') if v.strip()]
+    except ValueError:
+        steps = []
+    if not steps or any(s <= 0 for s in steps) or steps != sorted(steps):
+        raise ValueError("%s must be increasing positive %s like '20,35,45', got %r"
+                         % (flag, unit, text))
+    return steps
 
 
 def check(cfg, where='the configuration'):
@@ -162,6 +187,11 @@ def check(cfg, where='the configuration'):
     _check_keys({k: v for k, v in cfg.items() if k != 'train'}, KEYS, where)
     _check_keys(cfg['train'], TRAIN_KEYS, where, 'train.')
     check_scheme(cfg)
+    from data.sets import LANDMARK_TYPES
+    if cfg['landmark_type'] not in LANDMARK_TYPES:
+        raise ConfigError('config key landmark_type = %r is not allowed; expected one of %s '
+                          '(it selects the normalisation: 3d by the landmark box)'
+                          % (cfg['landmark_type'], ', '.join(LANDMARK_TYPES)))
     try:
         validate(Config(cfg))
     except ValueError as err:
@@ -183,15 +213,19 @@ def check_scheme(cfg):
                           % (cfg['num_classes'], scheme.name, scheme.count, scheme.count))
 
 
-def _points_of_scheme(cfg, section):
-    """num_classes from the scheme where `section` names a scheme but no
-    num_classes."""
-    if 'landmark_scheme' in section and 'num_classes' not in section:
-        from data import landmarks
-        try:
-            cfg['num_classes'] = landmarks.get(section['landmark_scheme']).count
-        except landmarks.SchemeError as err:
-            raise ConfigError('config key landmark_scheme: %s' % err)
+def _points_of_scheme(cfg, section, base=None):
+    """The scheme of `cfg` resolved (a user's file, relative to `base` or
+    the current folder, kept by content), and num_classes set from it where
+    `section` names a scheme but no num_classes."""
+    from data import landmarks
+    if 'landmark_scheme' not in cfg or not SCHEME.accepts(cfg['landmark_scheme']):
+        return
+    try:
+        cfg['landmark_scheme'] = landmarks.resolve(cfg['landmark_scheme'], base)
+        if 'landmark_scheme' in section and 'num_classes' not in section:
+            cfg['num_classes'] = landmarks.get(cfg['landmark_scheme']).count
+    except landmarks.SchemeError as err:
+        raise ConfigError('config key landmark_scheme: %s' % err)
 
 
 # Forming ---------------------------------------------------------------------------
@@ -209,7 +243,15 @@ def _settings(path):
     missing = [k for k in PARTS if k not in namespace]
     if missing:
         raise ConfigError('%s does not define %s' % (path, ', '.join(missing)))
-    return {k: copy.deepcopy(dict(namespace[k])) for k in PARTS}
+    parts = {k: copy.deepcopy(dict(namespace[k])) for k in PARTS}
+    parts['default'] = _renamed(parts['default'])
+    return parts
+
+
+def _renamed(train):
+    """Training options with their old names (RENAMED) given their new ones."""
+    return {RENAMED.get(k, k) if RENAMED.get(k) not in train else k: v
+            for k, v in train.items()}
 
 
 def _merge(base, theirs):
@@ -250,7 +292,8 @@ def load_config(network=None, dataset=None, overrides=(), published=False, path=
     cfg = dict(parts['config'])
     cfg.update(parts['network'][network])
     cfg.update(parts['dataset'][dataset])
-    _points_of_scheme(cfg, parts['dataset'][dataset])
+    _points_of_scheme(cfg, parts['dataset'][dataset],
+                      os.path.dirname(os.path.abspath(parts.get('source', SAMPLE))))
     # A config key among the training defaults (older copies kept
     # per_batch_size there) sets that key.
     cfg.update({k: v for k, v in default.items() if k in KEYS and k not in SECTION_KEYS})
@@ -268,6 +311,8 @@ def base_config():
 def restore(saved, where):
     """A configuration saved by a run, completed with the sample's keys it
     lacks, checked and read-only."""
+    if isinstance(saved.get('train'), dict):
+        saved = dict(saved, train=_renamed(saved['train']))
     return _formed(_merge(base_config(), saved), (), where)
 
 
@@ -278,6 +323,7 @@ def _formed(cfg, overrides, where):
         section, name = (cfg['train'], key[len('train.'):]) if key.startswith('train.') \
             else (cfg, key)
         table = TRAIN_KEYS if section is not cfg else KEYS
+        name = RENAMED.get(name, name) if table is TRAIN_KEYS else name
         if name not in table:
             raise ConfigError('unknown config key %r (known: %s)'
                               % (key, ', '.join(sorted(table))))

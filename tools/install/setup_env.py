@@ -2,29 +2,30 @@
 choosing the MXNet and ONNX Runtime builds without ever swapping one the
 user installed. Standard library only: it runs before anything is installed.
 
-    python tools/setup_env.py                        # keep what is there, else the CPU builds
-    python tools/setup_env.py --mxnet mxnet-cu117    # CUDA 11.7 MXNet + the CUDA 11 libraries
-    python tools/setup_env.py --mxnet system         # the MXNet of an NGC container / source build
-    python tools/setup_env.py --onnxruntime onnxruntime-gpu --dry-run
-    python tools/setup_env.py --check-python         # is this Python supported?
-    python tools/setup_env.py --resolve 3.10         # every set resolves on the package index
+    python tools/install/setup_env.py                        # keep what is there, else the CPU builds
+    python tools/install/setup_env.py --mxnet mxnet-cu117    # CUDA 11.7 MXNet + the CUDA 11 libraries
+    python tools/install/setup_env.py --mxnet system         # the MXNet of an NGC container / source build
+    python tools/install/setup_env.py --onnxruntime onnxruntime-gpu --dry-run
+    python tools/install/setup_env.py --check-python         # is this Python supported?
+    python tools/install/setup_env.py --resolve 3.10         # every set resolves on the package index
 
 `make setup MXNET=... ONNXRUNTIME=...` calls it. A build of another kind
 already installed is kept: switching needs its removal first, which the
 error message spells out. The CUDA builds of MXNet do not ship the CUDA
 runtime: the pinned nvidia-*-cu11 wheels are installed with them, and a hook
-(tools/cuda_libs.py) lets `import mxnet` find those libraries in the venv.
+(tools/install/cuda_libs.py) lets `import mxnet` find those libraries in the venv.
 """
 import argparse
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import sysconfig
 import tempfile
 from importlib import metadata
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SUPPORTED_PYTHONS = ((3, 10), (3, 11))
 SYSTEM = 'system'
 # Wheel tags of an x86_64 Linux with glibc 2.28 or newer (a GPU box of today).
@@ -34,10 +35,12 @@ FAMILIES = {
     'mxnet': ('mxnet',) + tuple('mxnet-cu11%d' % v for v in range(2, 8)),
     'onnxruntime': ('onnxruntime', 'onnxruntime-gpu'),
 }
-# The CUDA 11 libraries MXNet's CUDA wheels link against (pinned in constraints.txt).
+# The CUDA 11 libraries MXNet's CUDA wheels link against (the NEEDED entries
+# of their libmxnet.so; pinned in constraints.txt). libnvToolsExt.so.1 is NVTX.
 CUDA11_LIBRARIES = ('nvidia-cuda-runtime-cu11', 'nvidia-cublas-cu11', 'nvidia-cudnn-cu11',
                     'nvidia-nccl-cu11', 'nvidia-cuda-nvrtc-cu11', 'nvidia-cufft-cu11',
-                    'nvidia-curand-cu11', 'nvidia-cusolver-cu11', 'nvidia-cusparse-cu11')
+                    'nvidia-curand-cu11', 'nvidia-cusolver-cu11', 'nvidia-cusparse-cu11',
+                    'nvidia-nvtx-cu11')
 
 
 class SetupError(Exception):
@@ -132,6 +135,45 @@ def system_mxnet(prefix=sys.prefix):
     return mxnet_version, numpy_version
 
 
+def numpy_needs(lines, version):
+    """'PACKAGE VERSION needs numpy>=X' for each requirement in pip's
+    conflict report (`lines`) that numpy `version` does not meet."""
+    have = tuple(int(v) for v in re.findall(r'\d+', version)[:3])
+    tests = {'>=': lambda a, b: a >= b, '>': lambda a, b: a > b, '<=': lambda a, b: a <= b,
+             '<': lambda a, b: a < b, '==': lambda a, b: a == b, '!=': lambda a, b: a != b}
+    found = []
+    for line in lines:
+        match = re.match(r'(\S+ \S+) depends on numpy([^;]*)$', line.strip())
+        for clause in re.split(r',| and ', match.group(2)) if match else ():
+            spec = re.match(r'\s*(>=|<=|==|!=|<|>)\s*([\d.]+)', clause)
+            want = tuple(int(v) for v in spec.group(2).split('.')[:3]) if spec else None
+            if spec and not tests[spec.group(1)](have[:len(want)], want):
+                found.append('%s needs numpy%s%s' % (match.group(1), spec.group(1),
+                                                    spec.group(2)))
+    return sorted(set(found))
+
+
+def check_system_numpy(command, numpy_version):
+    """SetupError, before anything is installed, when the pinned packages
+    cannot install beside the system's numpy (MXNET=system keeps it)."""
+    with tempfile.TemporaryDirectory() as target:
+        proc = subprocess.run(command[:4] + ['--dry-run', '--ignore-installed', '--target',
+                                             target] + [w for w in command[4:] if w != '--quiet'],
+                              capture_output=True, text=True)     # pip's reasons are info
+    if proc.returncode == 0:
+        return
+    lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    if any('SSLError' in line or 'NewConnectionError' in line or 'No matching distribution'
+           in line for line in lines):
+        raise SetupError('the package index cannot be reached or lacks a pinned package (%s); '
+                         'nothing was installed' % lines[-1])
+    causes = numpy_needs(lines, numpy_version) or lines[-1:]
+    raise SetupError(
+        'the system\'s numpy %s (kept with MXNET=system) and the pinned packages '
+        '(constraints.txt) cannot install together: %s; use an image whose numpy the pins '
+        'accept, or change the pins (nothing was installed)' % (numpy_version, '; '.join(causes)))
+
+
 def pip_command(chosen, constraints_path, options=()):
     return [sys.executable, '-m', 'pip', 'install', '--quiet'] + list(options) + [
         '-r', os.path.join(ROOT, 'requirements.txt')] + packages(chosen) + ['-c', constraints_path]
@@ -216,7 +258,7 @@ def main(argv=None):
             print(' '.join(command))
             print('constraints: %s' % ' '.join(lines))
             if hook:
-                print('then: the CUDA library hook (tools/cuda_libs.py) in %s'
+                print('then: the CUDA library hook (tools/install/cuda_libs.py) in %s'
                       % sysconfig.get_paths()['purelib'])
             return 0
         link_checkout(sysconfig.get_paths()['purelib'])
@@ -224,8 +266,13 @@ def main(argv=None):
         if os.path.isfile(args.stamp) and open(args.stamp).read() == stamp:
             print('packages up to date (%s)' % ', '.join(packages(chosen)))
             return 0
+        if system_numpy:
+            check_system_numpy(command, system_numpy)
         print('installing the requirements with %s' % ', '.join(packages(chosen)))
         subprocess.check_call(command)
+    except SetupError as err:
+        print('error: %s' % err, file=sys.stderr)
+        return 2
     finally:
         os.remove(f.name)
     if hook:
