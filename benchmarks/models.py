@@ -35,6 +35,14 @@ def random_weights(cfg, folder):
     return prefix
 
 
+def random_small(folder):
+    """PREFIX of the demo's network with random weights."""
+    from core.plumbing.config import load_config
+    from symbol import zoo
+    return random_weights(load_config('hourglass', 'i2d', dict(zoo.DEMO_SETTINGS)),
+                          os.path.join(folder, 'random'))
+
+
 def briefly_trained(folder, faces=160, steps=120):
     """PREFIX of the demo's network trained for about a minute on synthetic
     faces (it finds and follows faces; its NME is far from the demo's)."""

@@ -2,21 +2,28 @@
 heatmaps, draw the overlay; the best of three runs), three ways on the same
 synthetic clip in one run: the detector on every frame, tracking (the detector every 10 frames),
 and tracking with smoothing; then the jitter of a still face (mean
-frame-to-frame movement of its points, pixels) with and without smoothing.
+frame-to-frame movement of its points, pixels) with and without smoothing;
+then how tracks keep to faces with the networks a user has before a good
+one (random weights, and the briefly trained one): track numbers per face
+and frames with two tracks on one face, on a face walking in front of
+another, and (with ../shared beside the checkout) on a camera panning and
+zooming over a real photo of two faces.
 
 The network is the demo's small one, trained here for about a minute on
-synthetic faces (random weights lose every track: their points collapse),
-or --prefix (a larger network's own time dominates each frame, so tracking
-gains less there).
+synthetic faces, or --prefix (a larger network's own time dominates each
+frame, so tracking gains less there).
 
     python -m benchmarks.video
     python -m benchmarks.video --prefix ./models/model-hg2d3-cab/model --frames 120
 """
 import argparse
+import glob
+import os
 import tempfile
 import time
 
-from benchmarks.models import briefly_trained
+
+from benchmarks.models import briefly_trained, random_small
 from core.inference import video
 from core.inference.handler import Handler
 from data import synth
@@ -68,6 +75,47 @@ def measure(prefix, moving, still):
         print('  still-face jitter, %-9s %8.3f px' % (label, video.jitter(points)))
 
 
+SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..',
+                      'shared', 'data', 'dlib-faces')
+
+
+def identity_clips():
+    """{name: (frames, [[true box per face] per frame], frames to judge the
+    numbers on)}: a face walking in front of another (judged where they are
+    apart) and, where ../shared is present, a pan and zoom over a real photo
+    of two faces (its annotated boxes moved with the camera)."""
+    count = 30
+    behind = (51, [synth.pose(150 + 12 * t, 240, 0.55) for t in range(count)])
+    front = (52, [synth.pose(500 - 12 * t, 250, 0.6) for t in range(count)])
+    frames, truth = synth.video_frames([behind, front], seed=9)
+    boxes = [[video.points_box(t[i]) for t in truth] for i in range(count)]
+    found = {'a face walking in front of another': (frames, boxes, [
+        i for i, (a, b) in enumerate(boxes) if video.iou(a, b) == 0])}
+    photo = os.path.join(SHARED, '2008_001009.jpg')
+    if os.path.isfile(photo):
+        frames, boxes = synth.photo_clip(photo, glob.glob(os.path.join(SHARED, '*.xml')))
+        found['a camera over a real photo of two faces'] = (frames, boxes, range(len(frames)))
+    return found
+
+
+def identities(prefixes):
+    """Print track numbers per face and duplicate frames for each network."""
+    clips = identity_clips()
+    if len(clips) == 1:
+        print('  (../shared is not beside the checkout: the real-photo clip is left out)')
+    for label, prefix in prefixes.items():
+        handler = Handler(prefix)
+        for name, (frames, boxes, judged) in clips.items():
+            tracker = video.Tracker(handler, detect_every=10)
+            faces = [tracker.step(i, i / 10.0, frame) for i, frame in enumerate(frames)]
+            _, duplicates = video.identities(faces, boxes)
+            owners, _ = video.identities([faces[i] for i in judged], [boxes[i] for i in judged])
+            print('  %-16s %-40s track numbers per face %s, frames with two tracks on a face '
+                  '%d, %d detector runs in %d frames' % (
+                      label, name, [len(owners.get(k, ())) for k in range(len(boxes[0]))],
+                      duplicates, tracker.detections, len(frames)))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--frames', type=int, default=60)
@@ -78,7 +126,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         if args.prefix is None:
             print('training the demo\'s network for about a minute ...')
-        measure(args.prefix or briefly_trained(tmp), moving, still)
+        prefix = args.prefix or briefly_trained(tmp)
+        measure(prefix, moving, still)
+        print('\nTracks and faces (the detector every 10 frames):')
+        identities({'random weights': random_small(tmp), 'briefly trained': prefix})
     return 0
 
 

@@ -278,6 +278,38 @@ def video_frames(faces, size=(480, 640), seed=0, noise=4.0):
     return frames, truth
 
 
+def pan_zoom(photo, frames, start, end, size=(480, 640)):
+    """A clip filmed over a photo: a camera whose view moves from `start` to
+    `end`, each (x, y, zoom) of the photo point at the frame's centre and
+    the frame pixels per photo pixel, linearly over `frames` frames. Returns
+    ([BGR frame], [2x3 matrix photo -> frame]), so that anything marked on
+    the photo (its faces' boxes and points) can be followed in the clip."""
+    height, width = size
+    clip, matrices = [], []
+    for t in np.linspace(0.0, 1.0, frames):
+        x, y, zoom = (1 - t) * np.asarray(start, np.float64) + t * np.asarray(end, np.float64)
+        matrix = np.array([[zoom, 0, width / 2.0 - zoom * x], [0, zoom, height / 2.0 - zoom * y]])
+        clip.append(cv2.warpAffine(photo, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REFLECT))
+        matrices.append(matrix)
+    return clip, matrices
+
+
+def photo_clip(photo, annotations, frames=50):
+    """5 s at 10 frames/s over a photo: the camera pans from its first
+    annotated face (dlib XML `annotations`) to its second and zooms in 2x.
+    Returns (frames, [[box of each face's annotated points, moved with the
+    camera] per frame])."""
+    from .build import faces_from_dlib_xml
+    faces = [points() for name, _, points in faces_from_dlib_xml(annotations)
+             if name.split('#')[0] == os.path.abspath(photo)]
+    (a, b), (c, d) = [p.mean(axis=0) for p in faces[:2]]
+    clip, matrices = pan_zoom(cv2.imread(photo), frames, (a, b + 40, 1.3), (c, d, 2.6))
+    moved = [[geometry.apply(m, p) for p in faces] for m in matrices]
+    return clip, [[np.concatenate([p.min(axis=0), p.max(axis=0)]) for p in frame]
+                  for frame in moved]
+
+
 def write_video(path, frames, fps=10.0):
     """Frames as an MJPG AVI (or mp4v for .mp4) that OpenCV reads back."""
     height, width = frames[0].shape[:2]

@@ -65,6 +65,11 @@ class Hosts(object):
         return self
 
     def _network(self):
+        # A firewall that drops forwarded packets (Docker sets FORWARD to
+        # DROP) would also drop those between the hosts on the bridge.
+        self.firewall = shutil.which('iptables') is not None and _run(
+            'iptables', '-I', 'FORWARD', '-i', self.bridge, '-j', 'ACCEPT',
+            check=False).returncode == 0
         _run('ip', 'link', 'add', self.bridge, 'type', 'bridge')
         _run('ip', 'addr', 'add', self.local + '/24', 'dev', self.bridge)
         _run('ip', 'link', 'set', self.bridge, 'up')
@@ -139,4 +144,6 @@ class Hosts(object):
                     pass
             _run('ip', 'netns', 'del', name, check=False)
         _run('ip', 'link', 'del', self.bridge, check=False)
+        if getattr(self, 'firewall', False):
+            _run('iptables', '-D', 'FORWARD', '-i', self.bridge, '-j', 'ACCEPT', check=False)
         return False

@@ -77,7 +77,7 @@ def test_a_worker_failing_at_start_up_ends_the_whole_job(faces, tmp_path):
     assert not _workers() and not _workers('server') and not _workers('scheduler')
 
 
-@pytest.mark.parametrize('trial', range(5))
+@pytest.mark.parametrize('trial', range(2))
 def test_sigkill_of_one_worker_ends_the_other_within_the_timeout(faces, tmp_path, trial):
     """No help from the launcher (a long --grace): the survivor's watchdog
     ends it, wherever it waits (update, loss read, vote, validation)."""

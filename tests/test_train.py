@@ -699,7 +699,7 @@ def test_fine_tuning_keeps_the_starting_weights_when_later_steps_are_worse(train
     caplog.set_level('INFO')
     assert train.main(['--prefix', str(prefix), '--set', 'dataset_path=%s' % data,
                        '--pretrained', '%s,%d' % (pretrained, start), '--set', 'losstype=ce',
-                       '--per-batch-size', '16', '--optimizer', 'sgd', '--lr', '0.5',
+                       '--per-batch-size', '16', '--optimizer', 'adam', '--lr', '0.05',
                        '--lr-steps', '12,16', '--validate-every', '4', '--workers', '0',
                        '--min-validations', '0'] + SMALL_NETWORK) == 0
     rows = [r for r in _rows(prefix) if r['nme_ibug']]

@@ -153,3 +153,71 @@ def test_ctrl_c_keeps_every_written_frame_readable(handler, tmp_path):
     overlay = cv2.VideoCapture(str(out / 'long.avi.overlay.mp4'))
     assert overlay.read()[0]
     assert not list(out.glob('*.tmp-*')) and not list(out.glob('.*.part.mp4'))
+
+
+@pytest.fixture(scope='module')
+def real_clip(shared):
+    """5 s over a real photo of two faces, panning from one to the other and
+    zooming in 2x, with each face's box per frame."""
+    folder = shared / 'data' / 'dlib-faces'
+    return synth.photo_clip(str(folder / '2008_001009.jpg'), [str(p) for p in folder.glob('*.xml')])
+
+
+@pytest.mark.parametrize('network', ['random weights', 'briefly trained'])
+def test_real_faces_keep_one_track_number_whatever_the_network(real_clip, network, handler,
+                                                               small_checkpoint):
+    """Random weights and a network trained a minute on synthetic faces give
+    garbage points on real faces; the tracks hold by the detector: one number
+    per face, never two tracks on one face, every face reported in every
+    frame where the detector finds it, boxes within the frame."""
+    from core.inference.handler import Handler
+    model = Handler(small_checkpoint, backend='onnx') if network == 'random weights' else handler
+    frames, truth = real_clip
+    tracker = video.Tracker(model, detect_every=10)
+    faces = [tracker.step(i, i / 10.0, frame) for i, frame in enumerate(frames)]
+    owners, duplicates = video.identities(faces, truth)
+    found = [[k for k, box in enumerate(t) if any(video.iou(f, box) > 0.3 for f in
+                                                  model.detect(frame).boxes)]
+             for frame, t in zip(frames, truth)]
+    reported = [[k for k, box in enumerate(t) if any(video.iou(f.box, box) > 0.3 for f in fs)]
+                for fs, t in zip(faces, truth)]
+    print('%s: track numbers per face %s, frames with two tracks on a face %d, %d detector '
+          'runs' % (network, {k: sorted(v) for k, v in owners.items()}, duplicates,
+                    tracker.detections))
+    assert all(len(numbers) == 1 for numbers in owners.values()) and len(owners) == 2
+    assert duplicates == 0
+    assert all(set(f) <= set(r) for f, r in zip(found, reported))
+    assert all(0 <= f.box[0] < f.box[2] <= 640 and 0 <= f.box[1] < f.box[3] <= 480
+               for fs in faces for f in fs)
+
+
+def test_a_face_entering_between_detections_is_found_at_the_next_one(handler):
+    """Present from the start, a face is tracked at once; one walking in on
+    frame 7 (detector every 5 frames) is found by frame 10 at the latest."""
+    here = (41, [synth.pose(180, 240, 0.5)] * FRAMES)
+    coming = (42, [None] * 7 + [synth.pose(470, 240, 0.5)] * (FRAMES - 7))
+    frames, _ = synth.video_frames([here, coming], seed=8)
+    counts = [len(frame.faces) for frame in handler.track(iter(frames), detect_every=5, fps=10)]
+    assert counts[:7] == [1] * 7
+    assert counts[10:] == [2] * (FRAMES - 10)
+
+
+def test_a_face_walking_in_front_of_another_never_gives_one_face_two_tracks(handler):
+    """The second face passes in front of the first (it hides it); after
+    they part, each keeps its own number (their motion tells them apart)."""
+    frames_count = 30
+    behind = (51, [synth.pose(150 + 12 * t, 240, 0.55) for t in range(frames_count)])
+    front = (52, [synth.pose(500 - 12 * t, 250, 0.6) for t in range(frames_count)])
+    frames, truth = synth.video_frames([behind, front], seed=9)
+    faces = [frame.faces for frame in handler.track(iter(frames), detect_every=5, fps=10)]
+    boxes = [[video.points_box(t[i]) for t in truth] for i in range(frames_count)]
+    _, duplicates = video.identities(faces, boxes)
+    apart = [i for i, (a, b) in enumerate(boxes) if video.iou(a, b) == 0]
+    owners, _ = video.identities([faces[i] for i in apart], [boxes[i] for i in apart])
+    print('crossing: track numbers per face while apart %s (%d of %d frames), frames with two '
+          'tracks on a face %d' % ({k: sorted(v) for k, v in owners.items()}, len(apart),
+                                    frames_count, duplicates))
+    assert duplicates == 0
+    assert min(apart) == 0 and max(apart) == frames_count - 1      # before and after
+    assert owners[0] != owners[1]
+    assert all(len(numbers) == 1 for numbers in owners.values())

@@ -1,25 +1,32 @@
 """Landmarks on video: faces tracked from frame to frame and their points
 smoothed.
 
-The detector runs every `detect_every` frames, on the next frame when a
-track is lost, and on every frame while no face is tracked. In between, each
-face is found again from its own landmarks of the previous frame, moved on
-as their centre moved since the frame before (aligned by their five points,
-one network pass). A detected face takes the number of the track whose
-expected landmarks' box overlaps its own most (IoU), or a new one. A track
-ends when its points leave the frame, or when their mean heatmap peak falls
-below `lost_ratio` of what it was at the track's last detection (a ratio,
-so that it holds for either loss's scale); a detection where an ended track
-is expected within `detect_every` frames takes its number again. All the
-faces of a frame go through the network together. Points are smoothed per
-track by a One Euro filter: little smoothing when a point moves fast, much
-when it stays (so still faces do not jitter and moving ones do not lag).
+The detector runs every `detect_every` frames and on every frame while no
+face is tracked. In between, each face is found again from its own
+landmarks of the previous frame, moved on at the constant velocity of its
+box (aligned by their five points, one network pass), as long as the new
+points hold: shaped like a face, at the scale of the track's last detection
+(within `scale_band`), inside the frame, with a heatmap peak above
+`lost_ratio` of the detection's. A track whose points do not hold is looked
+for by the detector in that same frame, so a face the detector can find is
+reported in every frame whatever the network's points are (a random or
+briefly trained network included); one it cannot find is lost, and keeps
+its number for a while for a detection where it is expected. Detections
+take track numbers by the Hungarian assignment on the IoU of their boxes
+with the tracks' predicted boxes (live tracks first, then lost ones); two
+tracks that come onto one face are merged. A face entering the frame is
+found at the next detection, within `detect_every` frames. All the faces of
+a frame go through the network together. Points are smoothed per track by a
+One Euro filter: little smoothing when a point moves fast, much when it
+stays (so still faces do not jitter and moving ones do not lag).
 """
 import collections
 import os
 
 import cv2
 import numpy as np
+
+from data.landmarks import PLAUSIBLE_SHAPE_ERROR
 
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv')
 MIN_CUTOFF, BETA = 1.0, 0.02
@@ -125,41 +132,100 @@ def points_box(points):
     return np.concatenate([points.min(axis=0), points.max(axis=0)])
 
 
+def side(box):
+    return max(box[2] - box[0], box[3] - box[1])
+
+
+def centre(box):
+    return np.array([(box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0])
+
+
+def inside_share(box, width, height):
+    """The share of `box`'s area inside a width x height frame."""
+    w = min(box[2], width) - max(box[0], 0)
+    h = min(box[3], height) - max(box[1], 0)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return max(w, 0) * max(h, 0) / area if area > 0 else 0.0
+
+
 TrackedFace = collections.namedtuple('TrackedFace',
-                                     'track landmarks box score confidence raw detected')
+                                     'track landmarks box score confidence raw detected '
+                                     'shape_error')
 Frame = collections.namedtuple('Frame', 'index time image faces')
 
 
 class _Track(object):
-    def __init__(self, number, score, confidence, smoother):
-        self.number, self.score, self.reference = number, score, confidence
-        self.smoother, self.raw, self.before, self.seen = smoother, None, None, None
+    """One face's track: its box in the detector's convention, moving at a
+    constant velocity; the scale of its last detection; its last points,
+    and how its detected box sat on those points (to carry the box along
+    with the points between detections)."""
 
-    def moved(self, points):
-        self.before, self.raw = self.raw, points
+    def __init__(self, number, box, score, smoother):
+        self.number, self.score, self.smoother = number, score, smoother
+        self.box = np.asarray(box[:4], dtype=np.float64)
+        self.velocity = np.zeros(2)
+        self.scale = side(self.box)
+        self.raw = self.before = self.offset = None
+        self.seen = self.detected_at = None
 
-    def expected(self, frames=1):
-        """Where the points should be `frames` frames on: shifted as their
-        centre moved since the frame before (constant velocity; the shape
-        is kept, so one noisy frame does not distort the next crop)."""
-        if self.before is None:
-            return self.raw
-        return self.raw + frames * (self.raw.mean(axis=0) - self.before.mean(axis=0))
+    def predicted(self, frames=1):
+        """The box expected `frames` frames on (constant velocity)."""
+        return self.box + np.tile(frames * self.velocity, 2)
+
+    def expected_points(self, frames=1):
+        return self.raw + frames * self.velocity
+
+    def box_of_points(self, points):
+        """The detector-convention box of `points`, placed on them as the
+        last detection's box sat on that detection's points."""
+        box = points_box(points)
+        if self.offset is None:
+            return box
+        size = side(box)
+        return np.concatenate([centre(box) + self.offset[:2] * size,
+                               centre(box) + self.offset[2:] * size])
+
+    def moved(self, index, box, points, detected):
+        step = max(1, index - self.seen) if self.seen is not None else 1
+        if self.seen is not None:
+            self.velocity = (centre(box) - centre(self.box)) / step
+        self.box, self.before, self.raw, self.seen = np.asarray(box, np.float64), self.raw, \
+            points, index
+        if detected:
+            self.scale, self.detected_at = side(box), index
+            size = side(points_box(points))
+            if size > 0:
+                self.offset = np.concatenate([box[:2], box[2:4]]) - np.tile(
+                    centre(points_box(points)), 2)
+                self.offset = self.offset / size
 
 
 class Tracker(object):
     """Faces of the frames of one video, in order (see the module's text).
-    `smooth` is (min_cutoff, beta) or None for the raw points."""
+    `smooth` is (min_cutoff, beta) or None for the raw points.
+
+    A track's box is the detector's, carried between detections by its
+    landmarks while they hold: plausibly shaped, at a scale within
+    `scale_band` of its last detection, inside the frame, and with a heatmap
+    peak above `lost_ratio` of the detection's. Otherwise the detector runs
+    on that same frame, and the track is re-seeded from the detection its
+    predicted box overlaps (IoU `match_iou`), or is lost; a lost track keeps
+    its number for `keep` frames (default: 3 x detect_every) for a detection
+    where it is expected. Detections take the numbers of live tracks, then of
+    lost ones, by the Hungarian assignment on IoU; two tracks on one face
+    (IoU > `merge_iou`) become one: the one the detector found, else the
+    older number."""
 
     def __init__(self, handler, detect_every=10, smooth=(MIN_CUTOFF, BETA), match_iou=0.3,
-                 lost_ratio=0.5):
+                 lost_ratio=0.5, scale_band=1.5, merge_iou=0.5, keep=None):
         if detect_every < 1:
             raise ValueError('--detect-every must be at least 1, got %d' % detect_every)
         self.handler, self.detect_every, self.smooth = handler, detect_every, smooth
-        self.match_iou, self.lost_ratio = match_iou, lost_ratio
-        self.tracks, self.next_number, self.last_detection = [], 1, None
-        self.lost = []          # ended lately: a detection where one is expected revives it
-        self.detections = 0
+        self.match_iou, self.lost_ratio, self.scale_band = match_iou, lost_ratio, scale_band
+        self.merge_iou, self.keep = merge_iou, keep or 3 * detect_every
+        self.tracks, self.lost, self.next_number = [], [], 1
+        self.last_detection, self.detections = None, 0
+        self.reference = {}         # track number -> mean heatmap peak at its last detection
 
     def _smoother(self):
         return OneEuro(*self.smooth) if self.smooth else None
@@ -171,62 +237,105 @@ class Tracker(object):
     def step(self, index, time, image):
         """[TrackedFace] of one BGR frame."""
         rgb = np.ascontiguousarray(image[:, :, ::-1])
-        detect = self._due(index)
-        faces = []
-        if detect:
-            self.last_detection, self.detections = index, self.detections + 1
-            faces = self._detected(image, index)
-        # Tracks the detector did not find again follow their landmarks,
-        # unless a detected face is where they are (then they are that face).
-        followed = [t for t in self.tracks if t not in {f[0] for f in faces} and not any(
-            iou(points_box(t.expected()), points_box(f[1])) > self.match_iou for f in faces)]
+        height, width = image.shape[:2]
+        results = {}                    # track -> (points, confidence, box, detected)
+        detected = self._due(index)
+        if detected:
+            results.update(self._detect(image, index, self.tracks + self.lost, results))
+        followed = [t for t in self.tracks if t not in results]
         if followed:
             points, confidence = self.handler.predict_crops(
-                [(rgb, self.handler.chain_from_points(rgb, t.expected())) for t in followed])
-            faces += [(t, p, c, None) for t, p, c in zip(followed, points, confidence)]
-        out, alive = [], []
-        height, width = image.shape[:2]
-        for track, points, confidence, box in faces:
-            level = float(np.mean(confidence))
-            inside = np.mean((points[:, 0] >= 0) & (points[:, 0] < width) &
-                             (points[:, 1] >= 0) & (points[:, 1] < height))
-            if box is None and (level < self.lost_ratio * track.reference or inside < 0.5):
-                self.last_detection = None              # lost: detect on the next frame
-                self.lost.append(track)
-                continue
-            if box is not None:
-                track.reference = level
-            track.moved(points)
-            track.seen = index
+                [(rgb, self.handler.chain_from_points(rgb, t.expected_points())) for t in followed])
+            failed = []
+            for track, p, c in zip(followed, points, confidence):
+                box = track.box_of_points(p)
+                if self._holds(track, p, c, box, width, height):
+                    results[track] = (p, c, box, False)
+                else:
+                    failed.append(track)
+            if failed and not detected:
+                # Looked for by the detector in this same frame, every track
+                # competing for its faces (a detection of a face followed
+                # well goes to that face's track, not to one that lost it).
+                results.update(self._detect(image, index, self.tracks + self.lost, {}))
+            self.lost += [t for t in failed if t not in results]
+        self._merge(results)
+        out = []
+        for track, (points, confidence, box, found) in results.items():
+            if found:
+                self.reference[track.number] = float(np.mean(confidence))
+            track.moved(index, box, points, found)
             shown = track.smoother(points, time) if track.smoother else points
-            alive.append(track)
-            out.append(TrackedFace(track.number, shown, box if box is not None else
-                                   points_box(points), track.score, confidence, points,
-                                   box is not None))
-        self.tracks = alive
-        self.lost = [t for t in self.lost if t not in alive and index - t.seen <= self.detect_every]
+            clipped = np.clip(box, 0, [width, height, width, height])
+            out.append(TrackedFace(track.number, shown, clipped, track.score, confidence, points,
+                                   found, self.handler.scheme.shape_error(points)))
+        self.tracks = sorted(results, key=lambda t: t.number)
+        self.lost = [t for t in self.lost if t not in results and index - t.seen <= self.keep]
         return sorted(out, key=lambda f: f.track)
 
-    def _detected(self, image, index):
-        """(track, points, confidence, box) of each face the detector finds,
-        matched to the tracks by overlap."""
+    def _holds(self, track, points, confidence, box, width, height):
+        """Whether a followed track's new points may carry it on."""
+        error = self.handler.scheme.shape_error(points)
+        peak = float(np.mean(confidence))
+        return ((error is None or error <= PLAUSIBLE_SHAPE_ERROR)
+                and track.scale / self.scale_band <= side(box) <= track.scale * self.scale_band
+                and inside_share(box, width, height) >= 0.5
+                and peak > self.lost_ratio * self.reference.get(track.number, 0.0)
+                and peak > 0)
+
+    def _detect(self, image, index, candidates, taken):
+        """{track: (points, confidence, box, True)} of the faces the
+        detector finds in `image`: each takes the number of the candidate
+        track it matches (live before lost), else a new number, unless it
+        lies on a face already `taken` this frame."""
+        self.last_detection, self.detections = index, self.detections + 1
         image, found = self.handler.find(image)
         faces = self.handler.align([image], [found])[0]
-        free = list(self.tracks) + list(self.lost)
-        matched = []
-        for face in sorted(faces, key=lambda f: -f.score):
-            previous = [(iou(points_box(face.landmarks), points_box(t.expected(index - t.seen))),
-                         t) for t in free]
-            overlap, track = max(previous, key=lambda p: p[0], default=(0.0, None))
-            if track is None or overlap < self.match_iou:
-                track = _Track(self.next_number, face.score, float(np.mean(face.confidence)),
-                               self._smoother())
-                self.next_number += 1
-            else:
-                free.remove(track)
-                track.score = face.score
-            matched.append((track, face.landmarks, face.confidence, np.asarray(face.box[:4])))
-        return matched
+        live = [t for t in candidates if t in self.tracks]
+        lost = [t for t in candidates if t not in self.tracks]
+        free = list(range(len(faces)))
+        results = {}
+        for group in (live, lost):
+            for track, k in self._assign(group, faces, free, index):
+                free.remove(k)
+                track.score = faces[k].score
+                results[track] = (faces[k].landmarks, faces[k].confidence,
+                                  np.asarray(faces[k].box[:4], np.float64), True)
+        boxes = [r[2] for r in list(taken.values()) + list(results.values())]
+        for k in free:
+            if any(iou(faces[k].box, box) > self.merge_iou for box in boxes):
+                continue                    # on a face already followed
+            track = _Track(self.next_number, faces[k].box, faces[k].score, self._smoother())
+            self.next_number += 1
+            results[track] = (faces[k].landmarks, faces[k].confidence,
+                              np.asarray(faces[k].box[:4], np.float64), True)
+        return results
+
+    def _assign(self, tracks, faces, free, index):
+        """[(track, face index)] pairs of the Hungarian assignment on the IoU
+        of each track's predicted box with each free face's box."""
+        if not tracks or not free:
+            return []
+        from scipy.optimize import linear_sum_assignment
+        overlap = np.array([[iou(t.predicted(index - t.seen), faces[k].box) for k in free]
+                            for t in tracks])
+        rows, cols = linear_sum_assignment(-overlap)
+        return [(tracks[r], free[c]) for r, c in zip(rows, cols)
+                if overlap[r, c] >= self.match_iou]
+
+    def _merge(self, results):
+        """Two tracks on one face become one: the one the detector found this
+        frame, else the older number; the other waits among the lost (a face
+        hidden by another in a crossing comes back under its own number)."""
+        ordered = sorted(results, key=lambda t: t.number)
+        for n, a in enumerate(ordered):
+            for b in ordered[n + 1:]:
+                if a not in results or b not in results or results[a][3] and results[b][3] \
+                        or iou(results[a][2], results[b][2]) <= self.merge_iou:
+                    continue
+                gone = a if results[b][3] and not results[a][3] else b
+                del results[gone]
+                self.lost.append(gone)
 
 
 def track(handler, source, **options):
@@ -247,7 +356,8 @@ def face_record(frame, face):
             'box': [round(float(v), 2) for v in face.box[:4]],
             'score': round(float(face.score), 4),
             'landmarks': np.round(face.landmarks, 2).tolist(),
-            'confidence': np.round(face.confidence, 3).tolist()}
+            'confidence': np.round(face.confidence, 3).tolist(),
+            'shape_error': None if face.shape_error is None else round(face.shape_error, 4)}
 
 
 def draw_tracks(image, faces, groups):
@@ -259,6 +369,25 @@ def draw_tracks(image, faces, groups):
         cv2.putText(out, '#%d' % face.track, (x1, max(12, y1 - 18)), cv2.FONT_HERSHEY_SIMPLEX,
                     0.6, (0, 200, 255), 2, cv2.LINE_AA)
     return out
+
+
+def identities(faces_per_frame, truth_per_frame, min_iou=0.3):
+    """How well tracks keep to faces whose true boxes are known: ({face:
+    the track numbers seen on it}, the number of (frame, face) with two
+    tracks on it). A track is on the face its box overlaps most (IoU above
+    `min_iou`). `faces_per_frame` holds each frame's [TrackedFace],
+    `truth_per_frame` its [true box or None] per face."""
+    owners, duplicates = collections.defaultdict(set), 0
+    for faces, truths in zip(faces_per_frame, truth_per_frame):
+        on = collections.defaultdict(set)
+        for face in faces:
+            overlaps = [iou(face.box, t) if t is not None else 0.0 for t in truths]
+            if overlaps and max(overlaps) > min_iou:
+                on[int(np.argmax(overlaps))].add(face.track)
+        for k, tracks in on.items():
+            owners[k] |= tracks
+            duplicates += len(tracks) > 1
+    return dict(owners), duplicates
 
 
 def jitter(series):

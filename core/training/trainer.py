@@ -574,6 +574,11 @@ class Trainer(object):
             log.info('[step 0] nme on %s is %.3f%% (%s)', name, value, origin)
         self.log.write(0, 0.0, self.schedule(0), None, nmes)
         values = [nmes[t] for t in self.targets]
+        try:
+            self._finite_params(mod, 'the starting weights')
+        except TrainingStopped as err:
+            log.warning('%s; they are no candidate for the best checkpoint', err)
+            return
         if self.t.pretrained and self.improvement(values) and self.t.ckpt and \
                 self._save(mod, 0):
             self.best = {'best_checkpoint': 0, 'best_nme': values[0], 'best_step': 0}
