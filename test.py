@@ -117,11 +117,13 @@ def box_keys(path, inputs):
 
 
 def boxes_for(mapping, path, inputs):
-    """The boxes given for `path`, or None (none given)."""
-    for key in box_keys(path, inputs):
-        if key in mapping:
-            return mapping[key]
-    return None
+    """The boxes given for `path`, or None (none given); ValueError when
+    several keys name it (which would be taken is a guess)."""
+    keys = list(dict.fromkeys(k for k in box_keys(path, inputs) if k in mapping))
+    if len(keys) > 1:
+        raise ValueError('--boxes: the keys %s all name %s; keep one of them'
+                         % (' and '.join(repr(k) for k in keys), path))
+    return mapping[keys[0]] if keys else None
 
 
 def unmatched_keys(mapping, jobs, inputs):
@@ -154,7 +156,7 @@ def parse_args(argv):
     parser.add_argument('--detector', choices=sorted(essh.DETECTORS),
                         help='%s (the default, bundled; with five points); haar: OpenCV '
                         'cascades; essh: essh-model/essh' % essh.DEFAULT)
-    parser.add_argument('--threshold', type=float,
+    parser.add_argument('--threshold', type=cli.ranged(float, 0, 1),
                         help='detector score threshold in [0, 1] (default: the detector\'s)')
     parser.add_argument('--boxes', help='JSON of face boxes per image, instead of a detector')
     parser.add_argument('--decoder', default='subpixel', choices=DECODERS)
@@ -165,17 +167,17 @@ def parse_args(argv):
                         help='replace results of an earlier run in --output')
     parser.add_argument('--no-overlay', action='store_true', help='write the JSON only')
     parser.add_argument('--numbers', action='store_true', help='number the points')
-    parser.add_argument('--batch', type=int, default=8,
+    parser.add_argument('--batch', type=cli.ranged(int, 1), default=8,
                         help='faces (of one or several photos) per network call (default 8)')
     video = parser.add_argument_group('videos')
-    video.add_argument('--detect-every', type=int, default=10,
+    video.add_argument('--detect-every', type=cli.ranged(int, 1), default=10,
                        help='run the detector every N frames (and after a track is lost); '
                        'between, faces follow their landmarks (default 10)')
     video.add_argument('--no-smooth', action='store_true', help='the raw points of each frame')
-    video.add_argument('--smooth-cutoff', type=float, default=MIN_CUTOFF,
+    video.add_argument('--smooth-cutoff', type=cli.ranged(float, above=0), default=MIN_CUTOFF,
                        help='One Euro filter: cut-off frequency (Hz) of a still point; lower '
                        'is smoother (default %g)' % MIN_CUTOFF)
-    video.add_argument('--smooth-beta', type=float, default=BETA,
+    video.add_argument('--smooth-beta', type=cli.ranged(float, 0), default=BETA,
                        help='One Euro filter: how fast the cut-off rises with speed; higher '
                        'lags less (default %g)' % BETA)
     cli.add_flags(parser)
@@ -189,8 +191,6 @@ def _main(argv):
     for problem in problems:
         log.error('%s', problem)
     check_outputs(jobs + videos, not args.no_overlay, args.overwrite)
-    if args.detect_every < 1:
-        raise ValueError('--detect-every must be at least 1, got %d' % args.detect_every)
     boxes = read_boxes(args.boxes) if args.boxes else None
     if boxes is not None:
         unknown = unmatched_keys(boxes, jobs, args.inputs)
@@ -198,8 +198,6 @@ def _main(argv):
             log.warning('--boxes %s: %s name%s no input photo: %s', args.boxes,
                         cli.plural(len(unknown), 'key'), 's' if len(unknown) == 1 else '',
                         ', '.join(unknown[:10]) + (' ...' if len(unknown) > 10 else ''))
-    if args.batch < 1:
-        raise ValueError('--batch must be at least 1, got %d' % args.batch)
     from core.inference.handler import Handler
     handler = Handler(args.prefix, args.epoch, args.gpu, args.detector, args.threshold,
                       args.decoder, args.backend)

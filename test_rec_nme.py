@@ -21,7 +21,7 @@ from core.inference.predictor import BACKEND_CHOICES, make_predictor
 from core.plumbing.runs import resolve
 from core.evaluation.protocol import DECODERS
 from core.evaluation.pages import evaluation_page
-from core.evaluation.report import (claim_folder, evaluate_set, load_result, model_info, model_name,
+from core.evaluation.report import (evaluate_set, free_folder, load_result, model_info, model_name,
                                     report_folder)
 from core.plumbing.runs import RunError
 from data import sets
@@ -31,6 +31,8 @@ from data.recordio import RecordError, far_outside, gate
 log = logging.getLogger('test_rec_nme')
 # The share of unreadable records an evaluation tolerates.
 EVALUATION_BAD_RECORDS = 0.01
+# The keys --set may change: where the sets are; the rest describe the network.
+RUN_KEYS = ('dataset_path', 'val_targets', 'test_targets')
 
 
 def parse_args(argv):
@@ -86,7 +88,16 @@ def _main(argv):
     args = parse_args(argv)
     cli.setup_logging()
     checkpoint = resolve(args.prefix, args.epoch)
-    cfg = apply_overrides(checkpoint.cfg, parse_overrides(args.set))
+    overrides = parse_overrides(args.set)
+    fixed = sorted(k for k in overrides if k not in RUN_KEYS)
+    if fixed:
+        raise ValueError('--set %s: %s the checkpoint\'s network (it was trained with %s); an '
+                         'evaluation sets only %s' % (
+                             fixed[0], 'describes' if fixed[0] in checkpoint.cfg else
+                             'is no key of', ', '.join('%s=%r' % (k, checkpoint.cfg[k])
+                                                       for k in fixed if k in checkpoint.cfg)
+                             or 'its own settings', ', '.join(RUN_KEYS)))
+    cfg = apply_overrides(checkpoint.cfg, overrides)
     print(checkpoint.describe())
     if args.all:
         names = list(dict.fromkeys(list(cfg.val_targets) + list(cfg.test_targets)))
@@ -100,15 +111,25 @@ def _main(argv):
     else:
         if not os.path.isfile(args.rec):
             raise FileNotFoundError('record file %s does not exist' % args.rec)
-        chosen = [(args.dataset or os.path.splitext(os.path.basename(args.rec))[0], args.rec)]
+        own = os.path.splitext(os.path.basename(args.rec))[0]
+        chosen = [(args.dataset or own, args.rec)]
+        if args.dataset and args.dataset != own:
+            log.warning('--dataset %s: %s is evaluated by the protocol of %s (the box top raised '
+                        '%d pixels, the %s normalisation) and its report named %s', args.dataset,
+                        args.rec, sets.get(args.dataset).title, sets.get(args.dataset).top_raise,
+                        sets.get(args.dataset, cfg.landmark_type).landmark_type.upper(),
+                        args.dataset)
     for name, rec in chosen:
         check_set(rec, cfg.record_img_size, args.strict)
     folders = [report_folder(args.output, name, checkpoint) for name, _ in chosen]
     # The page of one set goes into its folder; of several, into its own.
-    page_folder = folders[0] if len(folders) == 1 else report_folder(args.output, 'report',
-                                                                     checkpoint)
-    for folder in dict.fromkeys(folders + [page_folder]):
-        claim_folder(folder, args.overwrite)
+    if len(folders) > 1:
+        folders.append(report_folder(args.output, 'report', checkpoint))
+    free = [free_folder(folder, args.overwrite) for folder in folders]
+    for folder, taken in zip(folders, free):
+        if folder != taken:
+            print('%s holds an earlier report (kept); this one goes to %s' % (folder, taken))
+    folders, page_folder = free[:len(chosen)], free[-1]
     predictor = make_predictor(checkpoint._replace(cfg=cfg), args.backend, args.gpu)
     handler = None
     if args.detector:

@@ -168,12 +168,21 @@ def faces_from_annotated_images(inputs, extension, reader):
 
 
 def _matlab(path):
-    """A .mat file: scipy for v5, h5py for v7.3 (HDF5)."""
+    """A .mat file: scipy for v5, h5py for v7.3 (HDF5); ValueError naming
+    the file when it is neither (empty, cut short, another kind of file)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError('%s does not exist' % path)
+    if os.path.getsize(path) == 0:
+        raise ValueError('%s is empty (0 bytes), not a MATLAB .mat file' % path)
     try:
         return scipy.io.loadmat(path)
-    except (NotImplementedError, ValueError):
+    except (NotImplementedError, ValueError, TypeError):
         import h5py
-        return h5py.File(path, 'r')
+        try:
+            return h5py.File(path, 'r')
+        except OSError as err:
+            raise ValueError('%s is not a MATLAB .mat file that can be read (neither v5 nor '
+                             'v7.3/HDF5: %s)' % (path, str(err).split(' (')[0]))
 
 
 def _cofw_image(mat, ref, v73):

@@ -29,7 +29,10 @@ def umeyama(src, dst):
     if np.linalg.det(cov) < 0:
         d[1] = -1
     rotation = u @ np.diag(d) @ vt
-    scale = (s * d).sum() / src_c.var(axis=0).sum()
+    spread = src_c.var(axis=0).sum()
+    # Points all in one place (a network that says nothing) fix no rotation
+    # or scale: the similarity is then a translation, never NaN.
+    scale = (s * d).sum() / spread if spread > 1e-12 else 1.0
     matrix = np.zeros((2, 3))
     matrix[:, :2] = scale * rotation
     matrix[:, 2] = dst_mean - matrix[:, :2] @ src_mean

@@ -1,9 +1,12 @@
 """Image files: the one list of extensions the toolkit reads, listing the
 images of a folder, and reading any of them as 8-bit BGR."""
+import logging
 import os
 
 import cv2
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 # Every format OpenCV's imread decodes (EXR is disabled in OpenCV builds).
 IMAGE_EXTENSIONS = ('.bmp', '.dib', '.jpeg', '.jpg', '.jpe', '.jp2', '.png', '.webp', '.pbm',
@@ -47,13 +50,28 @@ def to_bgr8(image):
     return image
 
 
+def truncated_jpeg(path):
+    """Whether the file is a JPEG that ends before its end marker (a copy
+    cut short: libjpeg decodes the rest as grey and only grumbles)."""
+    with open(path, 'rb') as f:
+        if f.read(2) != b'\xff\xd8':
+            return False
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(2, size - (1 << 20)))
+        return b'\xff\xd9' not in f.read()
+
+
 def read_image(path):
     """BGR uint8 of an image file; FileNotFoundError when it does not exist,
-    ImageError when it does not decode."""
+    ImageError when it does not decode. A truncated JPEG is read (its
+    missing part grey) with a warning naming it."""
     path = str(path)
     if not os.path.exists(path):
         raise FileNotFoundError('%s does not exist' % path)
     image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageError('%s: cannot read this file as an image' % path)
+    if truncated_jpeg(path):
+        log.warning('%s: the JPEG ends before its end marker (the file was cut short); its '
+                    'missing part is grey, so faces there are not found or are wrong', path)
     return to_bgr8(image)

@@ -240,11 +240,12 @@ def from_spec(spec, where):
         if key not in spec or not isinstance(spec[key], kind):
             raise SchemeError('%s: key %r is missing or not a %s' % (where, key, kind.__name__))
         return spec[key]
-    count = need('points', int)
-    name, pairs, five = need('name', str), need('flip_pairs', list), need('five', list)
+    name = need('name', str)
     if name in SCHEMES:
         raise SchemeError('%s: its name %r is a built-in scheme\'s; give it a name of its own '
                           '(a file cannot redefine %s)' % (where, name, name))
+    count = need('points', int)
+    pairs, five = need('flip_pairs', list), need('five', list)
     norms = need('normalisations', dict)
     if count < 5:
         raise SchemeError('%s: points must be at least 5 (the alignment takes five), got %d'

@@ -234,11 +234,16 @@ def write_records(out_prefix, count, seed=0, progress=True, overwrite=False,
                          'the 68 points they are drawn through' % scheme.name)
     rng = np.random.default_rng(seed)
     origin = {'faces': 'synthetic', 'made by': 'data.synth', 'seed': seed}
-    with RecordWriter(out_prefix, scheme, overwrite, origin) as writer:
-        for _ in tqdm(range(count), disable=not progress, unit='face', desc='synth'):
-            image, points = synth_face(rng)
-            writer.write(aligned_record(image, scheme.from_ibug68 @ points, writer.count,
-                                        scheme))
+    bar = tqdm(total=count, disable=not progress, unit='face', desc='synth')
+    try:
+        with RecordWriter(out_prefix, scheme, overwrite, origin) as writer:
+            for _ in range(count):
+                image, points = synth_face(rng)
+                writer.write(aligned_record(image, scheme.from_ibug68 @ points, writer.count,
+                                            scheme))
+                bar.update(1)
+    finally:
+        bar.close()
     return count
 
 
@@ -374,6 +379,10 @@ def main(argv=None):
     except (OSError, ValueError) as err:
         print('error: %s' % err, file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print('interrupted; nothing half-written is left (a record set is written whole or '
+              'not at all)', file=sys.stderr)
+        return 130
     return 0
 
 

@@ -7,6 +7,10 @@ import pytest
 SHARED = Path(__file__).resolve().parents[2] / 'shared'
 
 os.environ.setdefault('MXNET_SUBGRAPH_VERBOSE', '0')
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # Test processes side by side (pytest -n 2): one core each, not two
+    # threads each fighting over both.
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
 # The suite runs on the CPU, also with a CUDA build of MXNet on a GPU box:
 # the GPUs are hidden (a scheduler's own selection is replaced).
 os.environ['CUDA_VISIBLE_DEVICES'] = ''
@@ -65,9 +69,10 @@ def train_small(prefix, dataset_path, *flags):
     return str(prefix)
 
 
-def write_small_checkpoint(prefix, input_size=128, seed=0):
-    """A checkpoint of a small network with Xavier weights, its configuration
-    saved beside it as a training run does."""
+def write_small_checkpoint(prefix, input_size=128, seed=0, fill=None):
+    """A checkpoint of a small network with Xavier weights (or every weight
+    `fill`: 0 gives flat heatmaps, NaN heatmaps that are not finite), its
+    configuration saved beside it as a training run does."""
     import mxnet as mx
 
     from core.plumbing import checkpoint
@@ -86,24 +91,52 @@ def write_small_checkpoint(prefix, input_size=128, seed=0):
             aux[name] = mx.nd.ones(shape) if name.endswith('var') else mx.nd.zeros(shape)
         else:
             args[name] = mx.nd.zeros(shape)
-            init(mx.init.InitDesc(name), args[name])
+            if fill is None:
+                init(mx.init.InitDesc(name), args[name])
+            else:
+                args[name][:] = fill
     checkpoint.save_checkpoint(str(prefix), 0, sym, args, aux)
     record.save_config(str(prefix), cfg)
     return str(prefix)
 
 
+def made_once(tmp_path_factory, name, make):
+    """`make(folder)`'s result, made once for the whole run: test processes
+    running side by side (pytest -n) share it, the first making it under a
+    lock while the others wait (it is kept as JSON beside the folder)."""
+    import fcntl
+    import json
+    base = tmp_path_factory.getbasetemp()
+    shared_root = base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base
+    folder = shared_root / ('once-' + name)
+    with open(str(shared_root / ('once-%s.lock' % name)), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared_root / ('once-%s.json' % name)
+        if done.is_file():
+            return json.loads(done.read_text())
+        folder.mkdir(exist_ok=True)
+        result = make(folder)
+        done.write_text(json.dumps(result))
+        return result
+
+
 @pytest.fixture(scope='session')
 def small_checkpoint(tmp_path_factory):
-    return write_small_checkpoint(tmp_path_factory.mktemp('ckpt') / 'model')
+    return made_once(tmp_path_factory, 'small-checkpoint',
+                     lambda folder: write_small_checkpoint(folder / 'ckpt0' / 'model'))
+
+
+def _trained_synth(root):
+    data = synth_sets(root / 'data', train=160, ibug=12, synth_test=10)
+    prefix = train_small(root / 'trained' / 'model', data, '--set', 'losstype=ce',
+                         '--optimizer', 'adam', '--lr', '2e-3', '--per-batch-size', '16',
+                         '--lr-steps', '100,120', '--validate-every', '40', '--workers', '0')
+    return prefix, str(data)
 
 
 @pytest.fixture(scope='session')
 def trained_synth(tmp_path_factory):
     """A small network trained for a minute on synthetic faces (NME well
     under the untrained one): (prefix, record folder)."""
-    root = tmp_path_factory.mktemp('trained-synth')
-    data = synth_sets(root / 'data', train=160, ibug=12, synth_test=10)
-    prefix = train_small(root / 'trained' / 'model', data, '--set', 'losstype=ce',
-                         '--optimizer', 'adam', '--lr', '2e-3', '--per-batch-size', '16',
-                         '--lr-steps', '100,120', '--validate-every', '40', '--workers', '0')
-    return prefix, data
+    prefix, data = made_once(tmp_path_factory, 'trained-synth', _trained_synth)
+    return prefix, Path(data)

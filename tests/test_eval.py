@@ -232,8 +232,12 @@ def test_test_rec_nme_reports_name_every_image_and_never_overwrite(dlib_rec, sma
     assert np.mean([float(r['nme_argmax_pct']) for r in rows]) == pytest.approx(original,
                                                                                abs=1e-3)
     assert 'nme_subpixel_pct' in rows[0] and 'nme_ocular_subpixel_pct' in rows[0]
-    assert test_rec_nme.main(args) == 1                 # an earlier report is never replaced
-    assert 'holds an earlier report' in capsys.readouterr().err
+    before = (folder / 'per-image.csv').read_bytes()
+    assert test_rec_nme.main(args) == 0                 # an earlier report is never replaced:
+    assert '%s holds an earlier report (kept); this one goes to %s-2' % (folder, folder) in \
+        capsys.readouterr().out                         # the next one goes beside it
+    assert (folder / 'per-image.csv').read_bytes() == before
+    assert (out / 'ibug-ckpt0-0000-2' / 'summary.json').is_file()
     assert test_rec_nme.main(args + ['--overwrite', '--detector', 'haar']) == 0
     report = capsys.readouterr().out
     assert float(re.search(r'nme on ibug is ([0-9.]+)%', report).group(1)) == pytest.approx(

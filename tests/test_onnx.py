@@ -126,20 +126,8 @@ def test_a_256_input_checkpoint_is_used_at_256_by_every_tool(run_at_256, tmp_pat
     assert record['faces'] and np.array(record['faces'][0]['landmarks']).shape == (68, 2)
 
 
-@pytest.fixture(scope='module')
-def trained_small(tmp_path_factory):
-    """A small network trained on 160 synthetic faces (100 steps)."""
-    root = tmp_path_factory.mktemp('int8')
-    synth.write_records(str(root / 'train'), 160, seed=31, progress=False)
-    synth.write_records(str(root / 'synth_test'), 32, seed=32, progress=False)
-    return root, train_small(root / 'run' / 'model', root, '--set', "val_targets=['synth_test']",
-                             '--set', 'losstype=ce', '--per-batch-size', 8, '--lr', 3e-3,
-                             '--optimizer', 'adam', '--lr-epoch-step', '4,5', '--validate-every', 50,
-                             '--workers', 1)
-
-
-def test_int8_is_checked_against_fp32_before_it_is_written(trained_small, tmp_path, capsys):
-    root, prefix = trained_small
+def test_int8_is_checked_against_fp32_before_it_is_written(trained_synth, tmp_path, capsys):
+    prefix, root = trained_synth
     out = tmp_path / 'int8.onnx'
     assert export_onnx.main(['--prefix', prefix, '--out', str(out), '--int8']) == 0
     report = capsys.readouterr().out

@@ -1,7 +1,9 @@
 """Check an HTML page of the project in a real browser: headless Chromium
 opens it, every console message it prints is a problem (the pages have no
 script), a screenshot is written, and every picture the page references
-must decode.
+must decode. The page must also be whole: UTF-8, every element closed, and
+every gallery holding the pictures it announces (a page cut short by a full
+disk or a killed process fails).
 
     python -m tools.check_page nme-output/report-model-0012/report.html --screenshot shot.png
 
@@ -30,21 +32,71 @@ def find_browser():
     return next((shutil.which(name) for name in BROWSERS if shutil.which(name)), None)
 
 
-class _Pictures(html.parser.HTMLParser):
+VOID = {'area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta', 'source',
+        'track', 'wbr'}
+
+
+class _Page(html.parser.HTMLParser):
+    """The pictures of a page, the elements left open, and per gallery the
+    pictures it announces (data-count) and holds."""
+
     def __init__(self):
         super().__init__()
-        self.sources = []
+        self.sources, self.open, self.galleries = [], [], []
 
     def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
         if tag == 'img':
-            self.sources.append(dict(attrs).get('src', ''))
+            self.sources.append(attrs.get('src', ''))
+        if tag == 'figure' and self.galleries and self.galleries[-1][2] is not None:
+            self.galleries[-1][1] += 1
+        if tag not in VOID:
+            self.open.append((tag, self.getpos()[0]))
+            if 'gallery' in attrs.get('class', '').split():
+                self.galleries.append([int(attrs.get('data-count', -1)), 0, len(self.open)])
+
+    def handle_endtag(self, tag):
+        if tag in VOID:
+            return
+        while self.open:
+            open_tag, _ = self.open.pop()
+            if self.galleries and self.galleries[-1][2] == len(self.open) + 1:
+                self.galleries[-1][2] = None            # this gallery has ended
+            if open_tag == tag:
+                break
+
+
+def read_page(path):
+    """The text of the page at `path`; ValueError naming the byte where it
+    is not UTF-8."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    try:
+        return data.decode('utf-8')
+    except UnicodeDecodeError as err:
+        raise ValueError('%s is not a page of the project: not UTF-8 at byte %d'
+                         % (path, err.start))
+
+
+def structure_problems(path):
+    """One line per sign that the page is not whole: elements never closed,
+    a gallery holding fewer pictures than it announces, no </html>."""
+    text = read_page(path)
+    parser = _Page()
+    parser.feed(text)
+    problems = ['%s: <%s> opened at line %d is never closed (the page is cut short)'
+                % (path, tag, line) for tag, line in parser.open[:3]]
+    problems += ['%s: a gallery announces %d pictures and holds %d' % (path, announced, held)
+                 for announced, held, _ in parser.galleries if 0 <= held < announced]
+    if not text.rstrip().endswith('</html>'):
+        problems.append('%s: the page does not end with </html> (cut short)' % path)
+    return problems
 
 
 def picture_problems(path):
     """One line per <img> of the page at `path` that does not decode."""
-    with open(path, encoding='utf-8') as f:
-        parser = _Pictures()
-        parser.feed(f.read())
+    parser = _Page()
+    parser.feed(read_page(path))
     problems = []
     for n, source in enumerate(parser.sources, 1):
         if source.startswith('data:image/'):
@@ -83,13 +135,18 @@ def main(argv=None):
     if not os.path.isfile(args.page):
         print('error: %s does not exist' % args.page, file=sys.stderr)
         return 1
+    try:
+        whole = structure_problems(args.page)
+    except ValueError as err:
+        print('error: %s' % err, file=sys.stderr)
+        return 1
     if find_browser() is None:
         print('error: no Chromium found (%s); install it, e.g. apt-get install chromium'
               % ', '.join(BROWSERS), file=sys.stderr)
         return 2
     screenshot = args.screenshot or os.path.splitext(args.page)[0] + '.png'
     problems, count = picture_problems(args.page)
-    problems += ['%s: browser console: %s' % (args.page, line)
+    problems = whole + problems + ['%s: browser console: %s' % (args.page, line)
                  for line in open_in_browser(args.page, screenshot, height=args.height)]
     for line in problems:
         print(line, file=sys.stderr)

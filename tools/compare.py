@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from core.evaluation.pages import comparison_section, model_label, page
+from core.evaluation.pages import comparison_section, label_models, model_label, page
 from core.evaluation.report import load_result
 from core.plumbing import cli
 from data.files import write_atomic
@@ -31,8 +31,9 @@ def _main(argv):
     if os.path.exists(out) and not args.overwrite:
         raise ValueError('%s exists; choose another --out or add --overwrite' % out)
     by_set = {}
-    for folder in args.reports:
-        result = load_result(folder)
+    results = [load_result(folder) for folder in args.reports]
+    label_models(results)
+    for result in results:
         by_set.setdefault(result['summary']['dataset'], []).append(result)
     parts = []
     for name, results in by_set.items():

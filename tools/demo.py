@@ -2,8 +2,10 @@
 small network on the CPU, evaluate it, and align the sample photos.
 
 Everything is written under one folder (default ./demo-output), named at
-the end; an earlier demo there is never overwritten (--overwrite replaces
-it). Takes about ten minutes on two cores.
+the end; an earlier demo there is never overwritten. With --overwrite the
+new demo is made beside it and takes its place only once it has finished:
+a demo that fails or is interrupted leaves the earlier one as it was. Takes
+about ten minutes on two cores.
 """
 import argparse
 import csv
@@ -11,13 +13,19 @@ import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 
+from core.plumbing import cli
 from symbol import zoo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class StepFailed(Exception):
+    """A step of the demo failed; the message names it."""
 
 
 def run(args, title):
@@ -27,11 +35,19 @@ def run(args, title):
     proc = subprocess.Popen([sys.executable] + args, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        print(line, end='', flush=True)
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            print(line, end='', flush=True)
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)         # the step stops too, then the demo
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
     if proc.wait():
-        sys.exit('demo step failed (%s), exit code %d' % (title, proc.returncode))
+        raise StepFailed('demo step failed (%s), exit code %d' % (title, proc.returncode))
     print('   (%.0f s)' % (time.time() - start), flush=True)
     return ''.join(lines)
 
@@ -48,7 +64,7 @@ def untrained_nme(log_path, target):
     return float(first['nme_' + target])
 
 
-def main(argv=None):
+def _main(argv):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--output', default='demo-output')
     parser.add_argument('--train-faces', type=int, default=1500)
@@ -61,11 +77,47 @@ def main(argv=None):
     gpu = args.gpus.split(',')[0]
     where = 'the CPU' if gpu == '-1' else 'GPU ' + args.gpus
     out = os.path.abspath(args.output)
+    if os.path.exists(out) and not args.overwrite:
+        sys.exit('error: %s holds an earlier demo; remove it, choose --output, or add '
+                 '--overwrite' % args.output)
+    # An earlier demo waits aside, and is deleted only once this one has
+    # finished: a demo that fails or is interrupted puts it back.
+    aside = None
     if os.path.exists(out):
-        if not args.overwrite:
-            sys.exit('error: %s holds an earlier demo; remove it, choose --output, or add '
-                     '--overwrite' % args.output)
-        shutil.rmtree(out)
+        aside = os.path.join(os.path.dirname(out), '.%s.earlier-%d' % (os.path.basename(out),
+                                                                       os.getpid()))
+        os.rename(out, aside)
+    try:
+        after, started = demo(args, out, gpu, where)
+    except (StepFailed, KeyboardInterrupt) as err:
+        shutil.rmtree(out, ignore_errors=True)
+        if aside:
+            os.rename(aside, out)
+        kept = ' (the earlier demo in %s is as it was)' % args.output if aside else ''
+        if isinstance(err, KeyboardInterrupt):
+            print('\ninterrupted; nothing of this demo is kept%s' % kept, file=sys.stderr)
+            return 130
+        print('error: %s; nothing of this demo is kept%s' % (err, kept), file=sys.stderr)
+        return 1
+    if aside:
+        shutil.rmtree(aside)
+    print('\n== done in %.1f minutes' % ((time.time() - started) / 60))
+    print('NME on the synthetic test set: untrained %.2f%% (step 0 of the log), trained %.2f%%'
+          % (untrained_nme(os.path.join(out, 'model', 'model-log.csv'), 'synth_test'),
+             nme_of(after)))
+    print('everything is in %s:' % out)
+    print('  model/   checkpoints, model-log.csv, model-log.png (loss and NME curves) and '
+          'model-report.html')
+    print('  nme/     per record set: report.html (open it in a browser), ced.png (CED curve), '
+          'per-image.csv, summary.json')
+    print('  aligned/ overlay PNGs and JSON of the sample photos')
+    print('  video/   the clip\'s landmarks per face and frame (JSON Lines) and its overlay video')
+    return 0
+
+
+def demo(args, out, gpu, where):
+    """Every step of the demo into `out`; (the evaluation's output, the
+    start time)."""
     data, model = os.path.join(out, 'data'), os.path.join(out, 'model')
     started = time.time()
     run(['-m', 'data.synth', '--out', os.path.join(data, 'train'), '--count',
@@ -94,17 +146,11 @@ def main(argv=None):
         'a synthetic clip of two faces crossing')
     run(['test.py', clip, '--prefix', os.path.join(model, 'model'), '--output',
          os.path.join(out, 'video'), '--gpu', gpu], 'landmarks tracked on the clip')
-    print('\n== done in %.1f minutes' % ((time.time() - started) / 60))
-    print('NME on the synthetic test set: untrained %.2f%% (step 0 of the log), trained %.2f%%'
-          % (untrained_nme(os.path.join(model, 'model-log.csv'), 'synth_test'), nme_of(after)))
-    print('everything is in %s:' % out)
-    print('  model/   checkpoints, model-log.csv, model-log.png (loss and NME curves) and '
-          'model-report.html')
-    print('  nme/     per record set: report.html (open it in a browser), ced.png (CED curve), '
-          'per-image.csv, summary.json')
-    print('  aligned/ overlay PNGs and JSON of the sample photos')
-    print('  video/   the clip\'s landmarks per face and frame (JSON Lines) and its overlay video')
-    return 0
+    return after, started
+
+
+def main(argv=None):
+    return cli.run(_main, argv)
 
 
 if __name__ == '__main__':

@@ -257,7 +257,12 @@ def unpack(archive, into, name):
                 t.extractall(into, filter='data')
         else:
             with open(archive, 'rb') as f:
-                head = f.read(4)
+                head = f.read(512)
+            if head.lstrip().lower().startswith((b'<!doctype', b'<html', b'<head')):
+                raise DownloadError('%s: %s is Google Drive\'s web page, not the file (saved '
+                                    'from the browser: the warning page of a large file); '
+                                    'follow its "Download anyway" button and install what it '
+                                    'gives with --from' % (name, archive))
             if head.startswith((b'PK\x03\x04', b'\x1f\x8b', b'BZh')):
                 raise DownloadError('%s: the archive is incomplete (its end is missing: the '
                                     'transfer was cut short, %d bytes); run the download again'
@@ -469,7 +474,11 @@ def main(argv=None):
             download(table[name], force=args.force, archive=args.archive)
         except Unreachable as err:
             print('error: %s' % err, file=sys.stderr)
-            return 1 + failed        # the others cannot be reached either
+            rest = names[names.index(name) + 1:]
+            for other in rest:          # the others cannot be reached either
+                print('error: %s: not fetched either; %s' % (other, offline_hint(table[other])),
+                      file=sys.stderr)
+            return 1
         except DownloadError as err:
             print('error: %s' % err, file=sys.stderr)
             failed += 1

@@ -31,7 +31,8 @@ def parse_args(argv):
     parser.add_argument('--prefix', required=True)
     parser.add_argument('--epoch', type=int, help='checkpoint number (default: the best)')
     parser.add_argument('--out', required=True, help='ONNX file to write')
-    parser.add_argument('--batch', default='dynamic', help='a batch size, or dynamic')
+    parser.add_argument('--batch', default='dynamic', type=cli.ranged(int, 1, words='dynamic'),
+                        help='a batch size, or dynamic')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out')
     parser.add_argument('--int8', action='store_true', help='static INT8 quantization (QDQ)')
     parser.add_argument('--calibration', help='NAME.rec to calibrate and check INT8 on '
@@ -50,7 +51,7 @@ def _main(argv):
         raise ValueError('%s exists; choose another --out or add --overwrite' % args.out)
     checkpoint = resolve(args.prefix, args.epoch)
     print(checkpoint.describe())
-    batch = 'dynamic' if args.batch == 'dynamic' else int(args.batch)
+    batch = args.batch
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = os.path.join(tmp, 'fp32.onnx') if args.int8 else args.out
         diff = export(*load_checkpoint(checkpoint.prefix, checkpoint.number), out_path=fp32,

@@ -7,6 +7,7 @@ The figures come from core.evaluation.figures; this module only lays them out.
 import base64
 import functools
 import html
+import os
 
 import cv2
 import numpy as np
@@ -47,6 +48,12 @@ def table(headers, rows):
     body = ''.join('<tr>%s</tr>' % ''.join('<td>%s</td>' % html.escape(str(c)) for c in row)
                    for row in rows)
     return '<table><tr>%s</tr>%s</table>' % (head, body)
+
+
+def gallery(cells):
+    """A gallery of figures that says how many it holds (tools.check_page
+    counts them, so a page cut short is found)."""
+    return '<div class="gallery" data-count="%d">%s</div>' % (len(cells), ''.join(cells))
 
 
 def figure(content, caption):
@@ -185,8 +192,8 @@ def evaluation_page(results, title, worst=12):
             cells.append(figure(image(jpeg(picture), 'record %d' % key, 'jpeg'),
                                 'NME %.2f%%, record %d, %s' % (errors[i], key,
                                                              image_name(r, key))))
-        parts.append('<p class="note">green: ground truth; red: prediction</p>'
-                     '<div class="gallery">%s</div>' % ''.join(cells))
+        parts.append('<p class="note">green: ground truth; red: prediction</p>' +
+                     gallery(cells))
     return page(title, parts)
 
 
@@ -196,8 +203,29 @@ DISAGREEMENTS = 12
 
 
 def model_label(result):
+    """How pages and tables name the model of an evaluation: its label
+    (`label_models`), else its folder name and checkpoint."""
     s = result['summary']
-    return '%s-%04d' % (s['model'], s['checkpoint'])
+    return result.get('label') or '%s-%04d' % (s['model'], s['checkpoint'])
+
+
+def label_models(results):
+    """Give every evaluation of `results` a name no other one has: its
+    model's folder name and checkpoint, else its prefix (the folder's path)
+    and checkpoint, else that and its report folder."""
+    def short(r):
+        return '%s-%04d' % (r['summary']['model'], r['summary']['checkpoint'])
+
+    def by_path(r):
+        return '%s-%04d' % (os.path.relpath(r['summary']['prefix']), r['summary']['checkpoint'])
+
+    for name in (short, by_path, lambda r: '%s (%s)' % (by_path(r), r['folder'])):
+        labels = [name(r) for r in results]
+        if len(set(labels)) == len(labels):
+            break
+    for r, label in zip(results, labels):
+        r['label'] = label
+    return labels
 
 
 def disagreement(a, b):
@@ -248,10 +276,10 @@ def comparison_section(name, results):
                                     apart[j], a['errors'][i], b['errors'][k], key,
                                     image_name(a, key))))
         parts.append('<h3>Where %s and %s disagree most</h3><p class="note">green: ground '
-                     'truth; red: %s; blue: %s</p><div class="gallery">%s</div>' % (
+                     'truth; red: %s; blue: %s</p>%s' % (
                          html.escape(model_label(a)), html.escape(model_label(b)),
                          html.escape(model_label(a)), html.escape(model_label(b)),
-                         ''.join(cells)))
+                         gallery(cells)))
     return parts
 
 

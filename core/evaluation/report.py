@@ -52,10 +52,16 @@ def model_info(checkpoint, cfg, dataset):
             'config': config, 'published_nme': published}
 
 
-def claim_folder(folder, overwrite):
-    if os.path.exists(folder) and not overwrite:
-        raise ValueError('%s holds an earlier report; choose another --output or add '
-                         '--overwrite' % folder)
+def free_folder(folder, overwrite):
+    """`folder`, or (it holds an earlier report and not `overwrite`) the
+    next free FOLDER-2, FOLDER-3, ...: an earlier report is never replaced
+    unless asked."""
+    if overwrite or not os.path.exists(folder):
+        return folder
+    n = 2
+    while os.path.exists('%s-%d' % (folder, n)):
+        n += 1
+    return '%s-%d' % (folder, n)
 
 
 def record_names(rec):
@@ -117,13 +123,15 @@ def evaluate_set(predictor, rec, dataset, cfg, decoder, folder, handler=None,
     original = 100 * protocol.nme(preds['argmax'], trips, scheme, landmark_type)
     chosen = {k: 100 * v for k, v in protocol.metrics(preds[decoder], trips, scheme,
                                                       landmark_type).items()}
-    print('nme on %s is %.3f%% (the published protocol: ground-truth box, argmax decoding); %s'
-          % (dataset, np.mean(original), scheme.describe(norm)))
+    print('nme on %s is %.3f%% (the published protocol: ground-truth box, argmax decoding); its '
+          'top raised by %d pixels; %s' % (dataset, np.mean(original), sets.get(dataset).top_raise,
+                                          scheme.describe(norm)))
     print('  %d images; ground-truth box, %s decoding: nme %.3f%%, %s' % (
         len(trips), decoder, np.mean(chosen['nme']), ', '.join(
             '%s %.3f%%' % (key[4:], np.mean(values)) for key, values in chosen.items()
             if key != 'nme')))
     summary = dict(model or {}, dataset=dataset, images=len(trips),
+                   top_raise=sets.get(dataset).top_raise, landmark_type=landmark_type,
                    nme=float(np.mean(original)), scheme=scheme.name,
                    landmark_scheme=scheme.value,
                    normalisation=scheme.describe(norm), decoder=decoder,

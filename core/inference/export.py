@@ -119,6 +119,9 @@ def export(sym, arg_params, aux_params, out_path, batch=1, input_size=128, seed=
         session = ort_session(final)
         ours = session.run(None, {session.get_inputs()[0].name: data})[0]
         reference = mxnet_forward(pred, params, data)
+        if not np.isfinite(reference).all():
+            raise ExportError('the network gives values that are not finite (its weights hold '
+                              'NaN or infinity); nothing to export, nothing written')
         diff = float(np.abs(ours - reference).max())
         if not diff <= TOLERANCE:
             raise ExportError('ONNX Runtime output differs from MXNet by %.3g (> %g); nothing '

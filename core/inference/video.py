@@ -21,7 +21,10 @@ One Euro filter: little smoothing when a point moves fast, much when it
 stays (so still faces do not jitter and moving ones do not lag).
 """
 import collections
+import contextlib
 import os
+import signal
+import threading
 
 import cv2
 import numpy as np
@@ -66,10 +69,17 @@ def open_video(path):
     return capture, info
 
 
+# Containers whose frame count is read from their index (exact), not
+# estimated from the duration.
+INDEXED = ('.avi', '.mp4', '.mov', '.m4v')
+
+
 def read_frames(path):
     """(index, time in seconds, BGR frame) of each frame of a video file;
-    VideoError when it holds no frame or ends well before the frame count
-    its header announces (a truncated file)."""
+    VideoError when it holds no frame, ends well before the frame count its
+    header announces (a truncated file), or holds fewer frames than that
+    (damaged ones: OpenCV skips them and gives no timestamps to place the
+    ones after, so their numbers and times are early)."""
     capture, info = open_video(path)
     index = 0
     try:
@@ -86,6 +96,12 @@ def read_frames(path):
     if info.frames and index < 0.9 * info.frames:
         raise VideoError('%s: ends after frame %d of the %d its header announces (truncated)'
                          % (path, index, info.frames))
+    tolerance = 0 if str(path).lower().endswith(INDEXED) else max(2, info.frames // 100)
+    if info.frames and index < info.frames - tolerance:
+        raise VideoError('%s: %d of the %d frames its header announces did not decode '
+                         '(damaged); the frames after a damaged one are numbered and timed '
+                         'early by up to %d' % (path, info.frames - index, info.frames,
+                                                info.frames - index))
 
 
 class OneEuro(object):
@@ -243,22 +259,23 @@ class Tracker(object):
         if detected:
             results.update(self._detect(image, index, self.tracks + self.lost, results))
         followed = [t for t in self.tracks if t not in results]
+        failed = [t for t in followed if not self._plausible(t.raw)]
+        followed = [t for t in followed if t not in failed]
         if followed:
             points, confidence = self.handler.predict_crops(
                 [(rgb, self.handler.chain_from_points(rgb, t.expected_points())) for t in followed])
-            failed = []
             for track, p, c in zip(followed, points, confidence):
                 box = track.box_of_points(p)
                 if self._holds(track, p, c, box, width, height):
                     results[track] = (p, c, box, False)
                 else:
                     failed.append(track)
-            if failed and not detected:
-                # Looked for by the detector in this same frame, every track
-                # competing for its faces (a detection of a face followed
-                # well goes to that face's track, not to one that lost it).
-                results.update(self._detect(image, index, self.tracks + self.lost, {}))
-            self.lost += [t for t in failed if t not in results]
+        if failed and not detected:
+            # Looked for by the detector in this same frame, every track
+            # competing for its faces (a detection of a face followed well
+            # goes to that face's track, not to one that lost it).
+            results.update(self._detect(image, index, self.tracks + self.lost, {}))
+        self.lost += [t for t in failed if t not in results]
         self._merge(results)
         out = []
         for track, (points, confidence, box, found) in results.items():
@@ -273,11 +290,14 @@ class Tracker(object):
         self.lost = [t for t in self.lost if t not in results and index - t.seen <= self.keep]
         return sorted(out, key=lambda f: f.track)
 
+    def _plausible(self, points):
+        error = self.handler.scheme.shape_error(points)
+        return error is None or error <= PLAUSIBLE_SHAPE_ERROR
+
     def _holds(self, track, points, confidence, box, width, height):
         """Whether a followed track's new points may carry it on."""
-        error = self.handler.scheme.shape_error(points)
         peak = float(np.mean(confidence))
-        return ((error is None or error <= PLAUSIBLE_SHAPE_ERROR)
+        return (self._plausible(points)
                 and track.scale / self.scale_band <= side(box) <= track.scale * self.scale_band
                 and inside_share(box, width, height) >= 0.5
                 and peak > self.lost_ratio * self.reference.get(track.number, 0.0)
@@ -464,7 +484,9 @@ def align_video(handler, path, jsonl_path, overlay_path=None, progress=False, **
             faces += len(frame.faces)
             bar.update(1)
     except (KeyboardInterrupt, VideoError) as err:
-        results.commit()
+        with held_interrupts():
+            bar.close()
+            results.commit()
         written = 'wrote frames 0-%d to %s' % (results.frames - 1, jsonl_path) \
             if results.frames else 'wrote no frame'
         if isinstance(err, KeyboardInterrupt):
@@ -475,5 +497,23 @@ def align_video(handler, path, jsonl_path, overlay_path=None, progress=False, **
         raise
     finally:
         bar.close()
-    results.commit()
+    with held_interrupts():         # a Ctrl-C now waits until both files are whole
+        results.commit()
     return results.frames, faces, tracker.next_number - 1
+
+
+@contextlib.contextmanager
+def held_interrupts():
+    """A Ctrl-C (SIGINT) during the block is held until its end, then
+    raised: the files being closed and renamed come out whole."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt

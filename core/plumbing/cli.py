@@ -2,6 +2,7 @@
 stderr and exit code 1 (the traceback only with --debug), Ctrl-C is exit
 130 (SIGTERM 143 where a script handles it), and third-party chatter
 (MXNet's oneDNN notices, hidden by `core`) shows only when asked for."""
+import argparse
 import logging
 import os
 import signal
@@ -38,6 +39,31 @@ def run(body, argv=None, errors=()):
         logging.shutdown()
         print('error: %s' % hint, file=sys.stderr)
         return 1
+
+
+def ranged(kind, low=None, high=None, above=None, words=None):
+    """An argparse type: a finite `kind` (int or float) >= `low` (or >
+    `above`) and <= `high`; a value outside says the range, and argparse
+    names the flag. `words` (e.g. 'dynamic') is also accepted as itself."""
+    def convert(text):
+        if words is not None and text == words:
+            return text
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        bad = value is None or value != value or value in (float('inf'), float('-inf')) or \
+            (low is not None and value < low) or (high is not None and value > high) or \
+            (above is not None and value <= above)
+        if bad:
+            need = ' and '.join(w for w in (
+                '>= %s' % low if low is not None else '', '> %s' % above if above is not None
+                else '', '<= %s' % high if high is not None else '') if w)
+            raise argparse.ArgumentTypeError('%r is not allowed: expected %s %s%s' % (
+                text, 'an integer' if kind is int else 'a number', need,
+                ', or ' + words if words else ''))
+        return value
+    return convert
 
 
 def add_flags(parser):

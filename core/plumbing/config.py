@@ -116,6 +116,9 @@ TRAIN_KEYS = {
     'validate_every': INT, 'kvstore': STR, 'seed': INT, 'gpus': DEVICES, 'workers': OPTIONAL_INT,
     'bad_records': NUMBER, 'dist_timeout': NUMBER, 'lr_steps': EPOCHS, 'min_validations': INT,
 }
+# Keys that must be at least 1.
+POSITIVE = ('num_classes', 'record_img_size', 'input_img_size', 'output_label_size',
+            'per_batch_size', 'net_n', 'net_stacks')
 # Training options renamed since: an older config.py or saved run that sets
 # the old name sets the new one.
 RENAMED = {'verbose': 'validate_every'}
@@ -186,6 +189,11 @@ def check(cfg, where='the configuration'):
         raise ConfigError('%s lacks the config keys %s' % (where, ', '.join(missing)))
     _check_keys({k: v for k, v in cfg.items() if k != 'train'}, KEYS, where)
     _check_keys(cfg['train'], TRAIN_KEYS, where, 'train.')
+    for key in POSITIVE:
+        if cfg[key] < 1:
+            raise ConfigError('config key %s = %r is not allowed; expected an integer >= 1%s'
+                              % (key, cfg[key], ' (--per-batch-size: samples per device)'
+                                 if key == 'per_batch_size' else ''))
     check_scheme(cfg)
     from data.sets import LANDMARK_TYPES
     if cfg['landmark_type'] not in LANDMARK_TYPES:
