@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 MXNET ?=
 ONNXRUNTIME ?=
 
-.PHONY: setup packages ext test demo figures summary check-installs check-cuda clean
+.PHONY: setup packages ext test test-long demo figures summary check-installs check-cuda clean
 
 setup: packages config.py ext
 
@@ -29,8 +29,16 @@ config.py:
 ext: packages
 	cd cython_ext && $(abspath $(PY)) setup.py build_ext --inplace --quiet
 
+# The suite in two parts, each on JOBS processes: `make test` (the quick part,
+# under 10 minutes on 2 cores) and `make test-long` (the tests marked long:
+# trainings, launched jobs, hosts, the README's walk-through).
+JOBS ?= 2
+
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(JOBS) --dist loadfile -m "not long"
+
+test-long: setup
+	$(PY) -m pytest -n $(JOBS) --dist loadfile -m long
 
 demo: setup
 	$(PY) -m tools.demo

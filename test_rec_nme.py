@@ -1,8 +1,9 @@
 """NME of a checkpoint on face record sets, by the protocol of the published
-table (docs/protocol.md), with AUC, failure rate, CED curve and a
-per-image CSV per set, and an HTML page (table, curves, hard points, worst
-images): report.html in the set's folder, or of several sets in
-OUTPUT/report-MODEL-NNNN/.
+table (docs/protocol.md), with AUC, failure rate, CED curve, a per-image
+CSV and the predictions (predictions.npz) per set, and an HTML page (table,
+curves, hard points, worst images) with the tables as a paper prints them
+(table.tex, table.md) and figures for print (figures/: PNG, PDF, SVG): in
+the set's folder, or of several sets in OUTPUT/report-MODEL-NNNN/.
 
     python test_rec_nme.py --rec data_2d/ibug.rec --prefix ./models/model-hg2d3-cab/model
     python test_rec_nme.py --all --prefix ./models/model-hg2d3-cab/model   # every target set
@@ -20,9 +21,10 @@ from core.inference.handler import Handler
 from core.inference.predictor import BACKEND_CHOICES, make_predictor
 from core.plumbing.runs import resolve
 from core.evaluation.protocol import DECODERS
+from core.evaluation import tables
 from core.evaluation.pages import evaluation_page
 from core.evaluation.report import (evaluate_set, free_folder, load_result, model_info, model_name,
-                                    report_folder)
+                                    report_folder, write_figures)
 from core.plumbing.runs import RunError
 from data import sets
 from data.files import write_atomic
@@ -58,6 +60,8 @@ def parse_args(argv):
     parser.add_argument('--overwrite', action='store_true', help='replace an earlier report')
     parser.add_argument('--strict', action='store_true',
                         help='refuse a set with landmarks far outside their images')
+    parser.add_argument('--columns', nargs='+', choices=list(tables.METRICS), default=['nme'],
+                        help='what table.tex and table.md show per set (default nme)')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                         help='override a key of the checkpoint\'s configuration (e.g. '
                         'dataset_path=...)')
@@ -141,9 +145,14 @@ def _main(argv):
     if len(rows) > 1:
         print(results_table(rows, model_name(checkpoint), args.decoder if args.detector is None
                             else '%s detector, %s' % (args.detector, args.decoder)))
+    results = [load_result(folder) for folder in folders]
+    label = '%s-%04d' % (model_name(checkpoint), checkpoint.number)
+    figures = {name: write_figures(page_folder, name, [r], [label])
+               for (name, _), r in zip(chosen, results)}
+    written = tables.write(page_folder, results, [label] * len(results), args.columns)
+    print('tables %s' % ', '.join(written))
     page = write_atomic(os.path.join(page_folder, 'report.html'), evaluation_page(
-        [load_result(folder) for folder in folders], '%s-%04d on %s' % (
-            model_name(checkpoint), checkpoint.number, ', '.join(name for name, _ in chosen))))
+        results, '%s on %s' % (label, ', '.join(name for name, _ in chosen)), figures))
     print('report page %s' % page)
     return 0
 

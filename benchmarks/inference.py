@@ -2,7 +2,9 @@
 allocation), ONNX Runtime FP32 and INT8, at batch 1 and 8, with operations
 counted from the graph, ratios against the plain MXNet Module measured in
 the same run, the peak memory of each (one process per runtime), and the
-machine's measured peak for reference.
+roofline: the achieved G(FL)OP/s of each as a share of ONNX Runtime's own
+matrix-multiply peak on this machine (FP32 MatMul for the FP32 runtimes,
+u8 x s8 MatMulInteger for INT8), with the CPU's features.
 
     python -m benchmarks.inference                      # hg2d3-cab, random weights
     python -m benchmarks.inference --model sat2d3-cab
@@ -14,13 +16,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import mxnet as mx
 import numpy as np
 
+from benchmarks.machine import describe, measured_peaks, peak_mb, timed
 from benchmarks.models import random_checkpoint
-from benchmarks.photos import peak_mb
 from core.plumbing.checkpoint import load_checkpoint
 from core.inference.export import export, ort_session
 from core.plumbing.runs import resolve
@@ -52,42 +53,32 @@ def count_flops(pred, input_size=128):
     return flops
 
 
-def timed(fn, batch, seconds=8.0, warmup=2):
-    """Median seconds per call of fn() over repeated calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 3:
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
-def measured_peaks(threads, size=1024, seconds=2.0):
-    """(FP32 GFLOP/s of a float32 matrix product, INT8 GOPS of ONNX
-    Runtime's MatMulInteger (UINT8 x INT8, the VNNI path)) on this machine."""
+def onnx_flops(path, input_size, batch=1):
+    """Multiply-adds x 2 of the Conv and ConvTranspose nodes of an ONNX
+    file, per face, from ONNX's own shape inference: a count apart from
+    count_flops (another graph, another reader)."""
     import onnx
-    from onnx import TensorProto, helper
-    rng = np.random.RandomState(0)
-    a = rng.uniform(-1, 1, (size, size)).astype(np.float32)
-    fp32 = timed(lambda: a @ a, 1, seconds)
-    weights = rng.randint(-127, 127, (size, size)).astype(np.int8)
-    graph = helper.make_graph(
-        [helper.make_node('MatMulInteger', ['a', 'b'], ['c'])], 'peak',
-        [helper.make_tensor_value_info('a', TensorProto.UINT8, [size, size])],
-        [helper.make_tensor_value_info('c', TensorProto.INT32, [size, size])],
-        [helper.make_tensor('b', TensorProto.INT8, [size, size], weights.tobytes(), raw=True)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, 'peak.onnx')
-        onnx.save(model, path)
-        session = ort_session(path, threads)
-        data = rng.randint(0, 255, (size, size)).astype(np.uint8)
-        int8 = timed(lambda: session.run(None, {'a': data}), 1, seconds)
-    ops = 2.0 * size ** 3
-    return ops / fp32 / 1e9, ops / int8 / 1e9
+    model = onnx.load(path)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for dim, size in zip(dims, (batch, 3, input_size, input_size)):
+        dim.ClearField('dim_param')
+        dim.dim_value = size
+    model = onnx.shape_inference.infer_shapes(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in list(model.graph.value_info) + list(model.graph.output) +
+              list(model.graph.input)}
+    weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    flops = 0
+    for node in model.graph.node:
+        if node.op_type not in ('Conv', 'ConvTranspose'):
+            continue
+        kernel = weights[node.input[1]]
+        group = next((a.i for a in node.attribute if a.name == 'group'), 1)
+        if node.op_type == 'Conv':      # each output value: Cin/group x k x k products
+            flops += 2 * int(np.prod(shapes[node.output[0]])) * int(np.prod(kernel[1:]))
+        else:                           # each input value: Cout/group x k x k products
+            flops += 2 * int(np.prod(shapes[node.input[0]])) * int(np.prod(kernel[1:]))
+    return flops // batch
 
 
 def _runtime(name, checkpoint, onnx_dir, batch):
@@ -125,7 +116,7 @@ def child(args):
     """Time one runtime in this fresh process: prints seconds per face and
     the process's peak memory."""
     checkpoint = resolve(args.prefix, args.epoch)
-    per_face = timed(_runtime(args.child, checkpoint, args.onnx_dir, args.batch), args.batch,
+    per_face = timed(_runtime(args.child, checkpoint, args.onnx_dir, args.batch),
                      args.seconds) / args.batch
     print('MEASURED %.6f %.0f' % (per_face, peak_mb()))
 
@@ -159,8 +150,9 @@ def main(argv=None):
         return child(args)
     threads = usable_cpus()
     fp32_peak, int8_peak = measured_peaks(threads)
-    print('this machine (%d cores): measured peak %.0f GFLOP/s FP32 (matrix product), %.0f GOPS '
-          'INT8 (ONNX Runtime MatMulInteger)' % (threads, fp32_peak, int8_peak))
+    print('this machine: %s' % describe(threads))
+    print('its peak by ONNX Runtime on %d threads (2048^3): %.0f GFLOP/s FP32 (MatMul), %.0f GOP/s '
+          'INT8 (MatMulInteger, u8 x s8)' % (threads, fp32_peak, int8_peak))
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = resolve(args.prefix or random_checkpoint(args.model, tmp), args.epoch)
         sym, arg_params, aux_params = load_checkpoint(checkpoint.prefix, checkpoint.number)
@@ -172,21 +164,26 @@ def main(argv=None):
         fp32, int8 = os.path.join(tmp, 'onnx-fp32.onnx'), os.path.join(tmp, 'onnx-int8.onnx')
         export(sym, arg_params, aux_params, fp32, 'dynamic', size)
         del sym, arg_params, aux_params
+        apart = onnx_flops(fp32, size) / 1e9
+        if abs(apart - gflop) > 1e-3 * gflop:
+            print('the ONNX graph counts %.3f GFLOP, the MXNet graph %.3f: the export differs'
+                  % (apart, gflop))
         quantize(fp32, int8, checkpoint.cfg, max_loss=None)
         peaks = [peak_mb()]
         for batch in [int(b) for b in args.batches.split(',')]:
             print('\nbatch %d (each runtime in its own process)' % batch)
-            print('  %-22s %10s %9s %13s %10s %9s' % ('runtime', 'ms/face', 'faces/s',
-                                                      'G(FL)OP/s', 'vs Module', 'peak MB'))
+            print('  %-22s %10s %9s %11s %9s %10s %9s' % (
+                'runtime', 'ms/face', 'faces/s', 'G(FL)OP/s', 'of peak', 'vs Module', 'peak MB'))
             baseline = None
             for name, label in RUNTIMES:
                 per_face, peak = measure(name, checkpoint.prefix, checkpoint.number, tmp, batch,
                                          args.seconds)
                 baseline = baseline or per_face
                 peaks.append(peak)
-                print('  %-22s %10.1f %9.2f %13.1f %9.2fx %9.0f' % (
-                    label, per_face * 1e3, 1 / per_face, gflop / per_face, baseline / per_face,
-                    peak))
+                roof = int8_peak if name == 'onnx-int8' else fp32_peak
+                print('  %-22s %10.1f %9.2f %11.1f %8.0f%% %9.2fx %9.0f' % (
+                    label, per_face * 1e3, 1 / per_face, gflop / per_face,
+                    100 * gflop / per_face / roof, baseline / per_face, peak))
     print('\npeak memory of any process of this benchmark: %.0f MB (the export and INT8 '
           'calibration: %.0f MB)' % (max(peaks), peaks[0]))
 

@@ -9,7 +9,11 @@ the overlay), three ways measured in one run, each in a process of its own:
    face, faces of several photos per network call (`Handler.each_photo`).
 
 Then the default's peak memory over 300 photos (the photos repeated) against
-its peak over one round, which shows that memory stays flat.
+its peak over one round, which shows that memory stays flat; and whether
+photos go at the network's pace: test.py's marginal time per face (the
+photos six times against once, so that start-up cancels) and its start-up
+time, beside the network's own time per face at batch 8 (and its share of
+the machine's FP32 peak).
 
 The default checkpoint has random weights, whose first-pass points are not
 plausible; a two-pass way would then skip its second pass. Every face's five
@@ -30,6 +34,8 @@ import sys
 import tempfile
 import time
 
+from benchmarks.machine import describe, measured_peaks, peak_mb, timed
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_PHOTOS = os.path.join(os.path.dirname(ROOT), 'shared', 'data', 'dlib-faces')
 WAYS = {
@@ -38,13 +44,6 @@ WAYS = {
                'auto'),
     'default': ('libfacedetection points + ONNX Runtime, 1 pass, batches of 8', None, 'auto'),
 }
-
-
-def peak_mb():
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not
-    inherited from the parent across fork and exec)."""
-    with open('/proc/self/status') as f:
-        return next(int(line.split()[1]) for line in f if line.startswith('VmHWM')) / 1024.0
 
 
 def run_way(way, prefix, folder, rounds):
@@ -82,6 +81,50 @@ def run_way(way, prefix, folder, rounds):
             'peak_mb': peak_mb()}
 
 
+def network_seconds(prefix, batch=8):
+    """The network's own seconds per face at `batch` (the default backend,
+    as the photo pipeline calls it), in this process."""
+    import numpy as np
+
+    from core.inference.handler import Handler
+    handler = Handler(prefix)
+    size = handler.input_size
+    crops = np.random.RandomState(0).uniform(0, 255, (batch, 3, size, size)).astype(np.float32)
+    return {'seconds': timed(lambda: handler.predictor(crops), 6.0) / batch}
+
+
+def script_seconds(prefix, folder, out):
+    """Wall seconds of test.py with its defaults on the photos of `folder`,
+    and the faces it wrote."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, os.path.join(ROOT, 'test.py'), folder, '--prefix', prefix,
+                    '--output', out], check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    faces = 0
+    for name in os.listdir(out):
+        if name.endswith('.json'):
+            with open(os.path.join(out, name)) as f:
+                faces += len(json.load(f).get('faces', []))
+    return seconds, faces
+
+
+def pace(prefix, folder, tmp, copies=6):
+    """(marginal seconds per face of test.py, its start-up seconds): the
+    photos once and `copies` times."""
+    import shutil
+
+    from data.images import list_images
+    many = os.path.join(tmp, 'photos-x%d' % copies)
+    os.makedirs(many)
+    for k in range(copies):
+        for path in list_images(folder):
+            shutil.copy(path, os.path.join(many, '%d-%s' % (k, os.path.basename(path))))
+    once = script_seconds(prefix, folder, os.path.join(tmp, 'out-once'))
+    repeated = script_seconds(prefix, many, os.path.join(tmp, 'out-many'))
+    marginal = (repeated[0] - once[0]) / max(repeated[1] - once[1], 1)
+    return marginal, once[0] - marginal * once[1]
+
+
 def measure(way, prefix, folder, rounds=1):
     """run_way in a fresh process."""
     proc = subprocess.run([sys.executable, '-m', 'benchmarks.photos', '--way', way, '--prefix',
@@ -97,14 +140,15 @@ def main(argv=None):
     parser.add_argument('--photos', help='folder of photos')
     parser.add_argument('--prefix', help='checkpoint prefix (default: hg2d3-cab, random weights)')
     parser.add_argument('--rounds', type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument('--way', choices=sorted(WAYS), help=argparse.SUPPRESS)
+    parser.add_argument('--way', choices=sorted(WAYS) + ['network'], help=argparse.SUPPRESS)
     parser.add_argument('--memory-photos', type=int, default=300,
                         help='photos of the memory measurement (default 300)')
     args = parser.parse_args(argv)
     folder = args.photos or (SHARED_PHOTOS if os.path.isdir(SHARED_PHOTOS)
                              else os.path.join(ROOT, 'sample-images'))
     if args.way:
-        print(json.dumps(run_way(args.way, args.prefix, folder, args.rounds)))
+        print(json.dumps(network_seconds(args.prefix) if args.way == 'network' else
+                         run_way(args.way, args.prefix, folder, args.rounds)))
         return 0
     from benchmarks.models import random_checkpoint
     from data.images import list_images
@@ -128,6 +172,23 @@ def main(argv=None):
         print('default over %d photos: peak %.0f MB (one round: %.0f MB above); %.2f faces/s'
               % (many['photos'], many['peak_mb'], many['peak_mb'] - result['peak_mb'],
                  many['faces'] / many['seconds']))
+        from benchmarks.inference import count_flops
+        from core.plumbing.checkpoint import load_checkpoint
+        from core.plumbing.runs import resolve
+        from data.workers import usable_cpus
+        from symbol import inference_symbol
+        checkpoint = resolve(prefix)
+        gflop = count_flops(inference_symbol(load_checkpoint(
+            checkpoint.prefix, checkpoint.number)[0]), checkpoint.input_size) / 1e9
+        fp32_peak, _ = measured_peaks(usable_cpus())
+        network = measure('network', prefix, folder)['seconds']
+        marginal, startup = pace(prefix, folder, tmp)
+        print('\nthis machine: %s; FP32 peak %.0f GFLOP/s (ONNX Runtime MatMul)'
+              % (describe(usable_cpus()), fp32_peak))
+        print('the network alone, batch 8: %.1f ms/face (%.1f GFLOP/s, %.0f%% of the peak)'
+              % (1e3 * network, gflop / network, 100 * gflop / network / fp32_peak))
+        print('test.py with its defaults: %.1f ms per further face (%.2fx the network alone), '
+              'start-up %.1f s' % (1e3 * marginal, marginal / network, startup))
     return 0
 
 

@@ -35,7 +35,12 @@ def list_images(folder, recursive=True):
 
 def to_bgr8(image):
     """Any decoded image (grey, BGR, BGRA, 8 or 16 bit, float) as uint8 BGR."""
+    if image is None:   # what cv2.imread gives for a file it could not read
+        raise ValueError('no image: None was given (did cv2.imread fail to read the file?)')
     image = np.asarray(image)
+    if image.dtype.kind not in 'uifb' or image.ndim not in (2, 3) or not image.size:
+        raise ValueError('not an image: an array of shape %s and type %s; give an H x W '
+                         '(x 1, 3 or 4) array of numbers' % (image.shape, image.dtype))
     if image.dtype == np.uint16:
         image = (image / 257.0).round().astype(np.uint8)
     elif image.dtype != np.uint8:

@@ -2,7 +2,8 @@
 the title papers print, the pixels (in the 384 record frame) the
 evaluation box's top is raised by, 2D or 3D (which selects the
 normalisation), the landmark scheme, the face count of the published set,
-and the published NMEs (%) of the model zoo's checkpoints on it.
+the published NMEs (%) of the model zoo's checkpoints on it, and the paper
+table it is printed in (WFLW's attribute subsets have their own).
 
 The protocol, the reports, the builders, the zoo and the configuration
 check read this table; adding a set is one row. A set of your own (any
@@ -16,14 +17,19 @@ LANDMARK_TYPES = ('2d', '3d')
 DEFAULT_TOP_RAISE = 40
 
 
+MAIN_TABLE, WFLW_SUBSETS = 'results', 'WFLW subsets'
+
+
 class EvalSet(collections.namedtuple('EvalSet', 'name title top_raise landmark_type scheme '
-                                                'count published')):
+                                                'count published table',
+                                     defaults=(MAIN_TABLE,))):
     """One evaluation set (see the module's text); `published` is
     {zoo model name: NME %}."""
 
 
 def _wflw(suffix, title, count):
-    return EvalSet('wflw_test' + suffix, title, DEFAULT_TOP_RAISE, '2d', 'wflw98', count, {})
+    return EvalSet('wflw_test' + suffix, title, DEFAULT_TOP_RAISE, '2d', 'wflw98', count, {},
+                   WFLW_SUBSETS if suffix else MAIN_TABLE)
 
 
 SETS = collections.OrderedDict((s.name, s) for s in (

@@ -17,6 +17,17 @@ os.environ['CUDA_VISIBLE_DEVICES'] = ''
 os.environ.pop('NVIDIA_VISIBLE_DEVICES', None)
 
 
+# Fixtures that train a network for minutes: their tests are long ones.
+LONG_FIXTURES = ('trained_synth',)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests using a LONG_FIXTURES are marked long (make test-long)."""
+    for item in items:
+        if any(name in item.fixturenames for name in LONG_FIXTURES):
+            item.add_marker(pytest.mark.long)
+
+
 @pytest.fixture(scope='session')
 def shared():
     """Path of ../shared; tests using it skip on a clone without it."""

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from conftest import synth_sets, wait_for, write_small_checkpoint
@@ -128,8 +129,9 @@ def test_check_page_finds_a_page_cut_short_or_not_utf8(tmp_path):
     _one_line(proc, 'latin.html is not a page of the project: not UTF-8 at byte 9')
 
 
-@pytest.mark.parametrize('content, words', [(b'', 'is empty (0 bytes), not a MATLAB .mat file'),
-                                            (os.urandom(3000), 'is not a MATLAB .mat file')])
+@pytest.mark.parametrize('content, words', [
+    (b'', 'is empty (0 bytes), not a MATLAB .mat file'),
+    (np.random.default_rng(5).bytes(3000), 'is not a MATLAB .mat file')], ids=['empty', 'garbage'])
 def test_a_cofw_mat_that_is_empty_or_garbage_is_named(content, words, tmp_path):
     mat = tmp_path / 'COFW_test_color.mat'
     mat.write_bytes(content)
@@ -242,7 +244,8 @@ def test_an_evaluation_refuses_a_network_key(model, faces, capsys):
         "with net_n=2); an evaluation sets only dataset_path, val_targets, test_targets" in err
 
 
-def test_compare_names_models_of_same_named_folders_apart(faces, tmp_path, capsys):
+def test_compare_names_models_of_same_named_folders_apart(faces, tmp_path, capsys,
+                                                        monkeypatch):
     import test_rec_nme
     from tools import compare
     reports = []
@@ -253,7 +256,7 @@ def test_compare_names_models_of_same_named_folders_apart(faces, tmp_path, capsy
                                   'onnx']) == 0
         reports.append(str(next((tmp_path / lab / 'nme').glob('ibug-*'))))
     capsys.readouterr()
-    os.chdir(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
     assert compare.main(reports + ['--out', str(tmp_path / 'cmp')]) == 0
     text = (tmp_path / 'cmp' / 'compare.html').read_text()
     assert 'lab-a/model-x/model-0000' in text and 'lab-b/model-x/model-0000' in text

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from conftest import SMALL_NETWORK, wait_for
+
+pytestmark = pytest.mark.long
 from core.plumbing import checkpoint
 from core.plumbing.config import load_config
 from core.training.trainer import Trainer

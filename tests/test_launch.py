@@ -54,6 +54,7 @@ def _workers(role='worker'):
     return found
 
 
+@pytest.mark.long
 def test_a_worker_failing_at_start_up_ends_the_whole_job(faces, tmp_path):
     """One worker is given a missing dataset: it says so, the others (in
     kvstore creation or init) end, and the launcher exits non-zero, naming it."""
@@ -77,6 +78,7 @@ def test_a_worker_failing_at_start_up_ends_the_whole_job(faces, tmp_path):
     assert not _workers() and not _workers('server') and not _workers('scheduler')
 
 
+@pytest.mark.long
 @pytest.mark.parametrize('trial', range(2))
 def test_sigkill_of_one_worker_ends_the_other_within_the_timeout(faces, tmp_path, trial):
     """No help from the launcher (a long --grace): the survivor's watchdog
@@ -106,6 +108,7 @@ def test_sigkill_of_one_worker_ends_the_other_within_the_timeout(faces, tmp_path
                      % (survivor, timeout), output), output[-2000:]
 
 
+@pytest.mark.long
 def test_ctrl_c_stops_every_worker_after_the_same_step_and_resume_is_exact(faces, tmp_path):
     """Ctrl-C on the launcher reaches each worker once; they stop after the
     same step, the chief saves, and the resumed job ends with exactly the

@@ -198,7 +198,7 @@ def test_python_api(shared, small_checkpoint):
     assert len(folder) == 9 and len(folder[path]) == len(faces)
 
 
-SAMPLE = 'sample-images/synth-00.jpg'        # 640 x 640
+SAMPLE = str(Path(__file__).resolve().parents[1] / 'sample-images' / 'synth-00.jpg')  # 640 x 640
 
 
 def _boxes(tmp_path, mapping):
@@ -297,6 +297,7 @@ print(rss_mb() - before, len(found), found.points.shape == (len(found), 5, 2))
 """
 
 
+@pytest.mark.long
 def test_the_default_detector_keeps_memory_flat():
     """In a process of its own, so that nothing else of the suite can grow
     its memory meanwhile."""

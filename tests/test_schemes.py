@@ -229,6 +229,7 @@ def test_a_user_scheme_builds_from_csv_or_json_beside_each_photo(tmp_path, capsy
 
 # Training and the WFLW table ---------------------------------------------------------
 
+@pytest.mark.long
 def test_a_98_point_network_trains_and_reports_the_wflw_table(tmp_path, capsys, caplog):
     import test_rec_nme
     caplog.set_level('WARNING', logger='test_rec_nme')

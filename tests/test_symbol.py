@@ -122,6 +122,7 @@ def test_binarized_hpm_adds_bn4_and_sc_bn(small_cfg):
     assert 'res0_bn4_gamma' not in args
 
 
+@pytest.mark.long
 def test_module_training_reduces_loss(small_cfg):
     cfg = small_cfg(net_n=2, net_stacks=1, multiplier=0.125, per_batch_size=4)
     sym = get_symbol(cfg)

@@ -223,6 +223,7 @@ def test_exf_copies_do_not_stretch_the_schedule(dataset, tmp_path):
     assert lrs[4] == pytest.approx(1e-3) and lrs[5] == pytest.approx(2e-4)
 
 
+@pytest.mark.long
 def test_seeded_runs_give_identical_weights(dataset, tmp_path):
     common = ('--lr-epoch-step', '1', '--validate-every', '100')
     for name, seed, workers in (('a', '5', '0'), ('b', '5', '2'), ('c', '6', '0')):
@@ -300,6 +301,7 @@ def _state_step(prefix):
         return -1
 
 
+@pytest.mark.long
 def test_sigkill_then_resume_equals_the_uninterrupted_run(finished, dataset, tmp_path):
     prefix = tmp_path / 'model'
     proc = _start(_args(prefix, dataset, *FINISHED, '--workers', '2'), tmp_path / 'log.txt')
@@ -320,6 +322,7 @@ def _arrays(path):
     return {k: v.asnumpy() for k, v in mx.nd.load(str(path)).items()}
 
 
+@pytest.mark.long
 def test_ctrl_c_then_resume_equals_the_uninterrupted_run_in_every_array(finished, dataset,
                                                                          tmp_path):
     """Ctrl-C lets the step under way finish (its forward pass has moved the
@@ -359,6 +362,7 @@ def test_sigterm_stops_after_the_step_and_resume_finishes(dataset, tmp_path):
     assert _state_step(prefix) == 16 and checkpoint.checkpoint_numbers(str(prefix)) == [1]
 
 
+@pytest.mark.long
 def test_the_best_checkpoint_holds_the_best_weights_when_the_last_validation_improves(
         dataset, tmp_path, capsys, caplog):
     """48 steps validated every 20: the end (step 48) is not a multiple of
@@ -650,6 +654,7 @@ def test_train_sh_detach_fails_when_the_run_is_refused_at_once(tmp_path):
     assert 'training in the background' not in proc.stdout
 
 
+@pytest.mark.long
 def test_an_18_face_set_trains_with_the_readme_command_and_validates_often(tmp_path, caplog):
     """The README's command as written (a small network for the CPU): the
     batch lowers to the 18 faces, the run validates at least 5 times, and

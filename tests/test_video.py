@@ -133,6 +133,7 @@ def test_a_truncated_or_corrupt_video_is_one_line_and_keeps_what_was_written(han
     assert not (tmp_path / 'out' / 'junk.mp4.jsonl').exists()
 
 
+@pytest.mark.long
 def test_ctrl_c_keeps_every_written_frame_readable(handler, tmp_path):
     """Also when started as a shell's background job, which ignores SIGINT."""
     frames, _ = synth.video_frames([moving(frames=200)], seed=7)
@@ -163,6 +164,7 @@ def real_clip(shared):
     return synth.photo_clip(str(folder / '2008_001009.jpg'), [str(p) for p in folder.glob('*.xml')])
 
 
+@pytest.mark.long
 @pytest.mark.parametrize('network', ['random weights', 'briefly trained'])
 def test_real_faces_keep_one_track_number_whatever_the_network(real_clip, network, handler,
                                                                small_checkpoint):

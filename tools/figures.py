@@ -25,6 +25,7 @@ import cv2
 from core.plumbing.drawing import png_bytes
 from data.files import write_atomic
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WIDTH = 720
 PICTURES = {'overlay.jpg': 'aligned/synth-00.jpg.png', 'curves.png': 'model/model-log.png',
             'ced.png': 'nme/*/ced.png'}
@@ -77,15 +78,58 @@ def video_strip(demo, out, frames=(0, 13, 26, 39)):
     return path
 
 
+def paper(demo, out):
+    """The demo's first checkpoint against its best (or last, when the first
+    is the best) on its test set, by tools.compare (paired statistics,
+    tables, print figures) in `out`; the picture of its page's top
+    (Chromium), else of its CED and point-error figures side by side; None
+    when the demo saved one checkpoint only."""
+    from core.plumbing.checkpoint import checkpoint_numbers
+    from core.plumbing.runs import resolve
+    demo, out = os.path.abspath(demo), os.path.abspath(out)
+    prefix = os.path.join(demo, 'model', 'model')
+    numbers = checkpoint_numbers(prefix)
+    if len(numbers) < 2:
+        print('the demo saved one checkpoint; the paper picture is not remade')
+        return None
+    best = resolve(prefix).number
+    first, second = numbers[0], best if best != numbers[0] else numbers[-1]
+    folders = []
+    for number in (first, second):
+        subprocess.run([sys.executable, os.path.join(ROOT, 'test_rec_nme.py'), '--rec',
+                        os.path.join(demo, 'data', 'synth_test.rec'), '--prefix', prefix,
+                        '--epoch', str(number), '--output', os.path.join(out, 'nme')],
+                       check=True, stdout=subprocess.DEVNULL)
+        folders += glob.glob(os.path.join(out, 'nme', 'synth_test-*-%04d' % number))
+    compared = os.path.join(out, 'compare')
+    subprocess.run([sys.executable, '-m', 'tools.compare'] + folders + [
+        '--out', compared, '--columns', 'nme', 'fr@0.10', 'auc@0.10'], check=True, cwd=ROOT)
+    from tools.check_page import find_browser, open_in_browser
+    shot = os.path.join(out, 'paper.png')
+    if find_browser():
+        open_in_browser(os.path.join(compared, 'compare.html'), shot, width=1280, height=1250)
+    else:
+        figures = [cv2.imread(os.path.join(compared, 'figures', '%s-synth_test.png' % kind))
+                   for kind in ('ced', 'point-errors')]
+        height = min(f.shape[0] for f in figures)
+        write_atomic(shot, png_bytes(cv2.hconcat([cv2.resize(
+            f, (f.shape[1] * height // f.shape[0], height)) for f in figures])))
+    return shot
+
+
 def write_figures(demo, out):
     """Each picture at most WIDTH pixels wide in `out` (the photo as JPEG,
-    which keeps the repository small), and the evaluation page's screenshot."""
+    which keeps the repository small), the evaluation page's screenshot and
+    the picture of the demo's checkpoints compared for a paper."""
     written = []
     found = sources(demo)
     with tempfile.TemporaryDirectory() as tmp:
         shot = screenshot(demo, tmp)
         if shot:
             found['report.png'] = shot
+        compared = paper(demo, tmp)
+        if compared:
+            found['paper.png'] = compared
         strip = video_strip(demo, tmp)
         if strip:
             found['video.jpg'] = strip
@@ -157,7 +201,7 @@ def main(argv=None):
     parser.add_argument('--from', dest='demo', help='an earlier demo folder (default: run one)')
     parser.add_argument('--measure', action='store_true',
                         help='time set-up, demo, tests and inference on a clean clone '
-                             '(about 25 minutes) and take that demo')
+                             '(about an hour on 2 cores) and take that demo')
     parser.add_argument('--train-faces', type=int, default=1500, help='for the demo run')
     parser.add_argument('--test-faces', type=int, default=100, help='for the demo run')
     parser.add_argument('--epochs', type=int, default=6, help='for the demo run')

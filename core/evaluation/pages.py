@@ -12,7 +12,9 @@ import os
 import cv2
 import numpy as np
 
-from core.evaluation.figures import plot_ced, plot_histogram
+from core.evaluation.figures import plot_histogram
+from core.evaluation.report import scheme_of
+from core.evaluation.tables import MARKDOWN, TEX
 from data.landmarks import box_size
 
 STYLE = """
@@ -91,39 +93,25 @@ def draw_comparison(image_rgb, truth, predictions, groups, size=256):
     return out
 
 
-def draw_point_errors(mean_shape, errors, size=384):
-    """BGR picture of the mean face with each point's mean error (percent)
-    as a disc: radius and colour grow with the error; the five hardest
-    points numbered."""
-    out = np.full((size, size, 3), 255, np.uint8)
-    shape = np.asarray(mean_shape, dtype=np.float64)
-    low, high = shape.min(axis=0), shape.max(axis=0)
-    scale = 0.8 * size / max(high - low)
-    points = (shape - (low + high) / 2) * scale + size / 2
-    errors = np.asarray(errors, dtype=np.float64)
-    top = max(float(errors.max()), 1e-9)
-    shades = cv2.applyColorMap(np.uint8(255 * errors / top).reshape(-1, 1), cv2.COLORMAP_JET)
-    for (x, y), error, shade in zip(points, errors, shades[:, 0]):
-        radius = int(round(3 + 12 * error / top))
-        cv2.circle(out, (int(round(x)), int(round(y))), radius,
-                   tuple(int(c) for c in shade), -1, cv2.LINE_AA)
-    for i in np.argsort(-errors)[:5]:
-        x, y = np.round(points[i]).astype(int)
-        cv2.putText(out, str(int(i)), (int(x) + 6, int(y) - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (0, 0, 0), 1, cv2.LINE_AA)
-    return out
-
-
 # Evaluations -----------------------------------------------------------------------
 
 def scheme_groups(summary):
-    """The drawing groups of an evaluation's landmark scheme (a user's
-    scheme travels in its summary by content; an older summary names it
-    only, and its points are drawn without lines)."""
-    from data import landmarks
-    value = summary.get('landmark_scheme', summary['scheme'])
-    return landmarks.get(value).groups if isinstance(value, dict) or \
-        value in landmarks.SCHEMES else ()
+    """The drawing groups of an evaluation's landmark scheme (none when its
+    summary only names a scheme this project does not know)."""
+    scheme = scheme_of(summary)
+    return scheme.groups if scheme else ()
+
+
+def print_figure(caption, png, files):
+    """A figure drawn for print: its PNG shown at half its pixels (it is
+    drawn at twice a screen's density), its vector files linked (paths
+    relative to the page)."""
+    width = int.from_bytes(png[16:20], 'big') // 2      # the PNG header's width
+    links = ' '.join('<a href="%s">%s</a>' % (html.escape(path), kind.upper())
+                     for kind, path in files.items() if kind != 'png')
+    return '<figure style="max-width: %dpx">%s<figcaption style="max-width: none">%s%s' \
+        '</figcaption></figure>' % (width, image(png, caption, width=width),
+                                    html.escape(caption), '; ' + links if links else '')
 
 
 @functools.lru_cache(maxsize=8)
@@ -159,30 +147,23 @@ SET_HEADERS = ['set', 'images', 'NME % (published)', 'NME % (decoder)',
                'scheme, normalisation of NME']
 
 
-def evaluation_page(results, title, worst=12):
+def evaluation_page(results, title, figures, worst=12):
     """One evaluation (several sets of one model): the table of every set,
-    and per set the CED curve, the distribution of per-image NME, the mean
-    error of each point on the mean face, and the `worst` images."""
+    and per set its print figures (`figures`: {set: report.write_figures'}),
+    the distribution of per-image NME and the `worst` images."""
     parts = ['<h2>All sets</h2>', table(SET_HEADERS, _set_rows(results)),
              '<p class="note">NME %% (published): ground-truth box, argmax decoding; the '
              'other columns: the %s decoder (AUC and FR of the detector where one was '
-             'used).</p>' % html.escape(results[0]['summary']['decoder'])]
+             'used). The table as LaTeX and Markdown: <a href="%s">%s</a>, <a href="%s">%s</a>.'
+             '</p>' % (html.escape(results[0]['summary']['decoder']), TEX, TEX, MARKDOWN,
+                       MARKDOWN)]
     for r in results:
         s, errors = r['summary'], r['errors']
         parts.append('<h2>%s</h2>' % html.escape(s['dataset']))
-        figures = [
-            figure(image(plot_ced({'argmax (published protocol)': errors / 100}, 0.10,
-                                  title='CED on %s' % s['dataset']), 'CED curve'),
-                   'cumulative error distribution'),
-            figure(image(plot_histogram({s['dataset']: errors}, 'per-image NME on %s'
-                                        % s['dataset']), 'NME histogram'),
-                   'distribution of per-image NME (%)'),
-            figure(image(jpeg(draw_point_errors(r['truth'].mean(axis=0), r['point_errors'])),
-                         'mean error per point', 'jpeg', 300),
-                   'mean error of each point (%%) on the mean face; largest: %s' % ', '.join(
-                       'point %d %.1f%%' % (i, r['point_errors'][i])
-                       for i in np.argsort(-r['point_errors'])[:5]))]
-        parts.append('<div class="figures">%s</div>' % ''.join(figures))
+        cells = [print_figure(*made) for made in figures[s['dataset']]]
+        cells.append(print_figure('distribution of per-image NME (%)', plot_histogram(
+            {s['dataset']: errors}, 'per-image NME on %s' % s['dataset']), {}))
+        parts.append('<div class="figures">%s</div>' % ''.join(cells))
         parts.append('<h3>The %d worst images</h3>' % min(worst, len(errors)))
         cells = []
         for i in np.argsort(-errors)[:worst]:
@@ -210,18 +191,29 @@ def model_label(result):
 
 
 def label_models(results):
-    """Give every evaluation of `results` a name no other one has: its
-    model's folder name and checkpoint, else its prefix (the folder's path)
-    and checkpoint, else that and its report folder."""
+    """Give every model of `results` a name no other model has: its folder
+    name and checkpoint, else its prefix (the folder's path) and checkpoint,
+    else that and its report folder. One model evaluated on several sets
+    keeps one name."""
+    def model(r):
+        return os.path.abspath(r['summary']['prefix']), r['summary']['checkpoint']
+
     def short(r):
         return '%s-%04d' % (r['summary']['model'], r['summary']['checkpoint'])
 
     def by_path(r):
         return '%s-%04d' % (os.path.relpath(r['summary']['prefix']), r['summary']['checkpoint'])
 
+    def distinct(labels):
+        models = {}
+        for r, label in zip(results, labels):
+            models.setdefault(label, set()).add(model(r))
+        per_set = [(r['summary']['dataset'], label) for r, label in zip(results, labels)]
+        return all(len(m) == 1 for m in models.values()) and len(set(per_set)) == len(per_set)
+
     for name in (short, by_path, lambda r: '%s (%s)' % (by_path(r), r['folder'])):
         labels = [name(r) for r in results]
-        if len(set(labels)) == len(labels):
+        if distinct(labels):
             break
     for r, label in zip(results, labels):
         r['label'] = label
@@ -240,8 +232,11 @@ def disagreement(a, b):
     return common, 100 * np.linalg.norm(pa - pb, axis=2).mean(axis=1) / box_size(truth)
 
 
-def comparison_section(name, results):
-    """The part of a comparison page for one set evaluated by several models."""
+def comparison_section(name, results, figures, paired):
+    """The part of a comparison page for one set evaluated by several models:
+    their table, each model against the first image by image (`paired`:
+    [(sentence, statistics.Paired)]), the print figures (`figures`:
+    report.write_figures') and the images where the first two disagree most."""
     first = results[0]['summary']
     rows = []
     for r in results:
@@ -254,12 +249,18 @@ def comparison_section(name, results):
                      '%.3f' % published if published is not None else ''])
     parts = ['<h2>%s</h2>' % html.escape(name),
              table(['model', 'checkpoint', 'configuration', 'images', 'NME %', 'vs first',
-                    'AUC@0.10',
-                    'FR@0.10 %', 'published NME %'], rows)]
-    curves = {model_label(r): r['errors'] / 100 for r in results}
-    parts.append('<div class="figures">%s</div>' % figure(
-        image(plot_ced(curves, 0.10, title='CED on %s' % name), 'CED of every model'),
-        'every model on %s (argmax, the published protocol)' % name))
+                    'AUC@0.10 (%s)' % first['decoder'], 'FR@0.10 %% (%s)' % first['decoder'],
+                    'published NME %'], rows)]
+    if paired:
+        parts.append(table(['model vs the first', 'mean paired difference (% NME)',
+                            '%d%% bootstrap CI' % round(100 * paired[0][1].level),
+                            'Wilcoxon p', 'images better (first / this / ties)'],
+                           [[model_label(r), '%+.3f' % p.mean, '%+.3f to %+.3f' % (p.low, p.high),
+                             '%.3g' % p.p, '%d / %d / %d' % (p.wins_a, p.wins_b, p.ties)]
+                            for r, (_, p) in zip(results[1:], paired)]))
+        parts += ['<p class="note">%s</p>' % html.escape(sentence) for sentence, _ in paired]
+    parts.append('<div class="figures">%s</div>' % ''.join(print_figure(*made)
+                                                           for made in figures))
     if len(results) > 1:
         a, b = results[0], results[1]
         common, apart = disagreement(a, b)

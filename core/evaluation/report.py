@@ -20,7 +20,7 @@ from data.iterator import FaceSegIter
 from data.recordio import RecordError, RecordReader, names_path
 
 from core.evaluation import protocol
-from core.evaluation.figures import plot_ced
+from core.evaluation.figures import FORMATS, plot_ced, save_figure, set_figures
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +178,24 @@ def evaluate_set(predictor, rec, dataset, cfg, decoder, folder, handler=None,
     write_atomic(os.path.join(folder, 'summary.json'), json.dumps(summary, indent=1))
     distances = np.linalg.norm(preds['argmax'] - trips, axis=2)
     per_point = 100 * distances / protocol.normaliser(trips, scheme, landmark_type)[:, None]
+    arrays = {'keys': np.array(keys), 'pred': preds['argmax'], 'truth': trips,
+              'errors': original, 'point_errors': per_point.mean(axis=0)}
+    arrays.update(('pred_' + d, p) for d, p in preds.items())
+    arrays.update(('norm_' + n, protocol.normaliser(trips, scheme, landmark_type, n))
+                  for n in scheme.norm_names)
+    if handler is not None:
+        arrays['pred_detector'] = np.array([detected.get(k, np.full((scheme.count, 2), np.nan))
+                                            for k in keys])
+    meta = {'set': {'name': dataset, 'title': sets.get(dataset).title, 'rec': summary['rec']},
+            'protocol': {'box top raise': sets.get(dataset).top_raise, 'box scale':
+                         protocol.EVAL_BOX_SCALE, 'landmark type': landmark_type,
+                         'decoders': list(decoders), 'scheme': scheme.value,
+                         'normalisation': norm, 'record frame': 'the 384 x 384 aligned face '
+                         'of each record, which is the image the evaluation sees'},
+            'checkpoint': {k: (model or {}).get(k) for k in ('model', 'checkpoint', 'prefix',
+                                                               'config')}}
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, keys=np.array(keys), pred=preds['argmax'], truth=trips,
-                        errors=original, point_errors=per_point.mean(axis=0))
+    np.savez_compressed(buffer, meta=np.array(json.dumps(meta)), **arrays)
     write_atomic(os.path.join(folder, PREDICTIONS), buffer.getvalue())
     print('  per-image CSV %s, CED curve %s' % (csv_path, ced_path))
     return summary
@@ -190,8 +205,11 @@ PREDICTIONS = 'predictions.npz'
 
 
 def load_result(folder):
-    """What an evaluation folder holds, for pages: {summary, keys, pred,
-    truth, errors, point_errors, names}; ValueError naming what is missing."""
+    """What an evaluation folder holds, for pages, tables and comparisons:
+    {summary, meta, keys, pred (argmax), pred_DECODER, truth (the ground
+    truth as the protocol rounds it), norm_NAME (each image's normalising
+    distance), errors, point_errors, names}, all in the record frame;
+    ValueError naming what is missing."""
     paths = [os.path.join(folder, name) for name in ('summary.json', PREDICTIONS)]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
@@ -202,8 +220,32 @@ def load_result(folder):
     with np.load(paths[1]) as arrays:
         found = {k: arrays[k] for k in arrays.files}
     found['keys'] = [int(k) for k in found['keys']]
+    found['meta'] = json.loads(str(found['meta'])) if 'meta' in found else {}
     found.update(summary=summary, names=record_names(summary['rec']), folder=folder)
     return found
+
+
+def scheme_of(summary):
+    """The landmark scheme of an evaluation (a user's travels in its summary
+    by content; an older summary names it only): a Scheme, or None."""
+    from data import landmarks
+    value = summary.get('landmark_scheme', summary['scheme'])
+    return landmarks.get(value) if isinstance(value, dict) or value in landmarks.SCHEMES \
+        else None
+
+
+def write_figures(folder, name, results, labels):
+    """Write the print figures of set `name` (core.evaluation.figures.
+    set_figures) as FOLDER/figures/STEM-NAME.{png,pdf,svg}; returns
+    [(caption, PNG bytes, {format: path relative to FOLDER})]."""
+    scheme = scheme_of(results[0]['summary'])
+    made = []
+    for stem, (fig, caption) in set_figures(sets.get(name).title, results, labels, scheme,
+                                            scheme.groups if scheme else ()).items():
+        relative = os.path.join('figures', '%s-%s' % (stem, name))
+        made.append((caption, save_figure(fig, os.path.join(folder, relative))['png'],
+                     {kind: '%s.%s' % (relative, kind) for kind in FORMATS}))
+    return made
 
 
 def _csv(columns):
