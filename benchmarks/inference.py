@@ -72,8 +72,7 @@ def onnx_flops(path, input_size, batch=1):
     for node in model.graph.node:
         if node.op_type not in ('Conv', 'ConvTranspose'):
             continue
-        kernel = weights[node.input[1]]
-        group = next((a.i for a in node.attribute if a.name == 'group'), 1)
+        kernel = weights[node.input[1]]     # its second dimension is already per group
         if node.op_type == 'Conv':      # each output value: Cin/group x k x k products
             flops += 2 * int(np.prod(shapes[node.output[0]])) * int(np.prod(kernel[1:]))
         else:                           # each input value: Cout/group x k x k products

@@ -174,6 +174,11 @@ def test_every_picture_exists_and_make_figures_makes_them(tmp_path):
     for picture in pictures:
         if Path(picture).name == 'report.png' and find_browser() is None:
             continue                       # the screenshot needs Chromium
+        if Path(picture).name == 'paper.png':
+            # This demo is too short to improve on 100% NME: it keeps one
+            # checkpoint, nothing to compare (the next test makes the picture).
+            assert 'the demo saved one checkpoint; the paper picture is not remade' in proc.stdout
+            continue
         made = cv2.imread(str(out / Path(picture).name))
         assert made is not None and made.shape[1] <= 720, picture
     from tools.figures import TABLE_MARKS, quote
@@ -183,6 +188,25 @@ def test_every_picture_exists_and_make_figures_makes_them(tmp_path):
     table = written.split(TABLE_MARKS[0])[1].split(TABLE_MARKS[1])[0]
     assert '2 cores of a test CPU' in table and '| `make demo` | 1.0 min | 99 MB |' in table
     assert '`make setup`' not in table
+
+
+def test_make_figures_compares_a_demos_first_and_best_checkpoints(trained_synth, tmp_path):
+    """The paper picture: a demo-like folder (a run with three checkpoints
+    and its test set) gives tools.compare's page, tables and figures."""
+    from tools.figures import paper
+    prefix, data = trained_synth
+    demo = tmp_path / 'demo'
+    demo.mkdir()
+    (demo / 'model').symlink_to(Path(prefix).parent)
+    (demo / 'data').symlink_to(data)
+    out = tmp_path / 'out'
+    shot = paper(str(demo), str(out))
+    assert cv2.imread(shot) is not None
+    compared = out / 'compare'
+    assert {'compare.html', 'table.tex', 'table.md'} <= {p.name for p in compared.iterdir()}
+    rows = [line for line in (compared / 'table.md').read_text().splitlines()
+            if line.startswith('| model-')]
+    assert [r.split('|')[1].strip() for r in rows] == ['model-0001', 'model-0003']
 
 
 def test_the_readme_quotes_what_make_figures_measured():
