@@ -22,7 +22,7 @@ from core.inference.predictor import BACKEND_CHOICES, make_predictor
 from core.plumbing.runs import resolve
 from core.evaluation.protocol import DECODERS
 from core.evaluation import tables
-from core.evaluation.pages import evaluation_page
+from core.evaluation.pages import evaluation_page, label_models
 from core.evaluation.report import (evaluate_set, free_folder, load_result, model_info, model_name,
                                     report_folder, write_figures)
 from core.plumbing.runs import RunError
@@ -146,13 +146,13 @@ def _main(argv):
         print(results_table(rows, model_name(checkpoint), args.decoder if args.detector is None
                             else '%s detector, %s' % (args.detector, args.decoder)))
     results = [load_result(folder) for folder in folders]
-    label = '%s-%04d' % (model_name(checkpoint), checkpoint.number)
+    labels = label_models(results)          # one model: one label
     figures = {name: write_figures(page_folder, name, [r], [label])
-               for (name, _), r in zip(chosen, results)}
-    written = tables.write(page_folder, results, [label] * len(results), args.columns)
+               for (name, _), r, label in zip(chosen, results, labels)}
+    written = tables.write(page_folder, results, labels, args.columns)
     print('tables %s' % ', '.join(written))
     page = write_atomic(os.path.join(page_folder, 'report.html'), evaluation_page(
-        results, '%s on %s' % (label, ', '.join(name for name, _ in chosen)), figures))
+        results, '%s on %s' % (labels[0], ', '.join(name for name, _ in chosen)), figures))
     print('report page %s' % page)
     return 0
 

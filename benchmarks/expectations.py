@@ -12,7 +12,6 @@ in the README.
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -108,14 +107,9 @@ def command_rows(demo_output=None):
 
 def machine():
     """The CPU, as the table's caption says it."""
+    from benchmarks.machine import cpu
     from data.workers import usable_cpus
-    name = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            name = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return '%d cores of %s, no GPU' % (usable_cpus(), name)
+    return '%d cores of %s, no GPU' % (usable_cpus(), cpu()[0])
 
 
 def table(found):

@@ -16,6 +16,11 @@ TEMPLATE_384 = TEMPLATE_112 * 2 + 80
 NEUTRAL_FACE = np.loadtxt(os.path.join(os.path.dirname(__file__), 'neutral_face.txt'))
 
 
+def box_side(box):
+    """The longer side of an (x1, y1, x2, y2, ...) box: the face's scale."""
+    return max(box[2] - box[0], box[3] - box[1])
+
+
 def umeyama(src, dst):
     """Least-squares similarity (rotation, uniform scale, translation) taking
     src (N, 2) onto dst (N, 2), as a 2x3 matrix (Umeyama 1991)."""

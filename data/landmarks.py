@@ -26,6 +26,12 @@ DEFAULT = 'ibug68'
 PLAUSIBLE_SHAPE_ERROR = 0.4
 
 
+def shaped_like_a_face(shape_error):
+    """Whether a Scheme.shape_error is a plausible face's (None, a scheme
+    without a mean shape, cannot tell, so yes)."""
+    return shape_error is None or shape_error <= PLAUSIBLE_SHAPE_ERROR
+
+
 class SchemeError(ValueError):
     """A scheme that is unknown or does not hold together; names the file."""
 

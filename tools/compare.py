@@ -54,16 +54,16 @@ def _main(argv):
     by_set = {}
     for result in results:
         by_set.setdefault(result['summary']['dataset'], []).append(result)
-    paired = {name: statistics.against_first(group, [model_label(r) for r in group],
-                                             args.resamples, args.seed, args.level,
-                                             1 - args.level)
+    names = {name: [model_label(r) for r in group] for name, group in by_set.items()}
+    paired = {name: statistics.against_first(group, names[name], args.resamples, args.seed,
+                                             args.level, 1 - args.level)
               for name, group in by_set.items()}     # refuses sets of other images first
     parts = []
     for name, group in by_set.items():
         print('%s (%d images):' % (sets.get(name).title, group[0]['summary']['images']))
         for sentence, _ in paired[name]:
             print('  ' + sentence)
-        figures = write_figures(args.out, name, group, [model_label(r) for r in group])
+        figures = write_figures(args.out, name, group, names[name])
         parts += comparison_section(name, group, figures, paired[name])
     written = tables.write(args.out, results, labels, args.columns)
     models = sorted(set(labels))

@@ -157,12 +157,13 @@ def yaw_figure(yaws, errors, palette, title, bins=6):
     return fig
 
 
-def set_figures(name, results, labels, scheme, groups):
+def set_figures(name, results, labels, scheme):
     """The print figures of one set evaluated by one or more models
     (load_result's, named by `labels`, coloured alike in each): {stem:
     (figure, caption)}: the CED of every model, the per-point error on the
     mean face (the first two models and their difference), and per-image
-    error against the yaw estimated with `scheme` (without one, none)."""
+    error against the yaw estimated with `scheme` (without one, none, and
+    the mean face is drawn without its lines)."""
     palette = colours(labels)
     pairs = list(zip(results, labels))[:2]
     made = collections.OrderedDict()
@@ -171,7 +172,8 @@ def set_figures(name, results, labels, scheme, groups):
                    'cumulative error distribution (argmax, the published protocol)')
     made['point-errors'] = (
         point_errors_figure(results[0]['truth'].mean(axis=0),
-                            [r['point_errors'] for r, _ in pairs], groups,
+                            [r['point_errors'] for r, _ in pairs],
+                            scheme.groups if scheme else (),
                             [label for _, label in pairs]),
         'mean error of each point on the mean face%s' % (
             ' and the difference of the two models' if len(pairs) == 2 else ''))

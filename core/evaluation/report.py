@@ -178,7 +178,7 @@ def evaluate_set(predictor, rec, dataset, cfg, decoder, folder, handler=None,
     write_atomic(os.path.join(folder, 'summary.json'), json.dumps(summary, indent=1))
     distances = np.linalg.norm(preds['argmax'] - trips, axis=2)
     per_point = 100 * distances / protocol.normaliser(trips, scheme, landmark_type)[:, None]
-    arrays = {'keys': np.array(keys), 'pred': preds['argmax'], 'truth': trips,
+    arrays = {'keys': np.array(keys), 'truth': trips,
               'errors': original, 'point_errors': per_point.mean(axis=0)}
     arrays.update(('pred_' + d, p) for d, p in preds.items())
     arrays.update(('norm_' + n, protocol.normaliser(trips, scheme, landmark_type, n))
@@ -220,6 +220,8 @@ def load_result(folder):
     with np.load(paths[1]) as arrays:
         found = {k: arrays[k] for k in arrays.files}
     found['keys'] = [int(k) for k in found['keys']]
+    if 'pred' not in found:             # kept once, as pred_argmax (older files: pred)
+        found['pred'] = found['pred_argmax']
     found['meta'] = json.loads(str(found['meta'])) if 'meta' in found else {}
     found.update(summary=summary, names=record_names(summary['rec']), folder=folder)
     return found
@@ -238,10 +240,9 @@ def write_figures(folder, name, results, labels):
     """Write the print figures of set `name` (core.evaluation.figures.
     set_figures) as FOLDER/figures/STEM-NAME.{png,pdf,svg}; returns
     [(caption, PNG bytes, {format: path relative to FOLDER})]."""
-    scheme = scheme_of(results[0]['summary'])
     made = []
-    for stem, (fig, caption) in set_figures(sets.get(name).title, results, labels, scheme,
-                                            scheme.groups if scheme else ()).items():
+    for stem, (fig, caption) in set_figures(sets.get(name).title, results, labels,
+                                            scheme_of(results[0]['summary'])).items():
         relative = os.path.join('figures', '%s-%s' % (stem, name))
         made.append((caption, save_figure(fig, os.path.join(folder, relative))['png'],
                      {kind: '%s.%s' % (relative, kind) for kind in FORMATS}))

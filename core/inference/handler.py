@@ -25,7 +25,7 @@ import numpy as np
 import essh
 from data import geometry
 from data.images import ImageError, list_images, read_image, to_bgr8
-from data.landmarks import PLAUSIBLE_SHAPE_ERROR
+from data.landmarks import shaped_like_a_face
 from data.sets import DEFAULT_TOP_RAISE
 
 from core.evaluation import protocol
@@ -57,7 +57,7 @@ class Face(collections.namedtuple('Face', 'landmarks box score confidence five s
     def plausible(self):
         """Whether the landmarks look like a face: their shape is close to
         the scheme's mean shape and some point's heatmap has a peak."""
-        return (self.shape_error is None or self.shape_error <= PLAUSIBLE_SHAPE_ERROR) and \
+        return shaped_like_a_face(self.shape_error) and \
             bool(np.max(self.confidence, initial=0) > 0)
 
     def to_json(self):
@@ -88,7 +88,7 @@ def plausible_five(five, box):
     """Whether 5 points look like a face in `box`: eye distance 20-80% of
     the box side, the mouth below the eyes by 0.5-2 eye distances. A first
     pass failing this is kept as the answer rather than re-aligned."""
-    side = max(box[2] - box[0], box[3] - box[1])
+    side = geometry.box_side(box)
     eyes = five[1] - five[0]
     distance = np.linalg.norm(eyes)
     if not 0.2 * side < distance < 0.8 * side:
@@ -101,7 +101,7 @@ def plausible_five(five, box):
 def detector_crop(box, size, scale, shift):
     """First-pass crop of a detector box: side scale x max(w, h), centre
     moved down by shift x max(w, h) (how the protocol's crop sits on it)."""
-    side = max(box[2] - box[0], box[3] - box[1])
+    side = geometry.box_side(box)
     return box_crop(np.asarray(box[:4], dtype=np.float64) + [0, shift * side, 0, shift * side],
                     size, scale)
 

@@ -29,7 +29,8 @@ import threading
 import cv2
 import numpy as np
 
-from data.landmarks import PLAUSIBLE_SHAPE_ERROR
+from data.geometry import box_side as side
+from data.landmarks import shaped_like_a_face
 
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv')
 MIN_CUTOFF, BETA = 1.0, 0.02
@@ -146,10 +147,6 @@ def iou(a, b):
 def points_box(points):
     points = np.asarray(points)
     return np.concatenate([points.min(axis=0), points.max(axis=0)])
-
-
-def side(box):
-    return max(box[2] - box[0], box[3] - box[1])
 
 
 def centre(box):
@@ -291,8 +288,7 @@ class Tracker(object):
         return sorted(out, key=lambda f: f.track)
 
     def _plausible(self, points):
-        error = self.handler.scheme.shape_error(points)
-        return error is None or error <= PLAUSIBLE_SHAPE_ERROR
+        return shaped_like_a_face(self.handler.scheme.shape_error(points))
 
     def _holds(self, track, points, confidence, box, width, height):
         """Whether a followed track's new points may carry it on."""
