@@ -3,8 +3,9 @@ peak memory of inference per face for each backend (hg2d3-cab, one fresh
 process per backend, its exports made beforehand), and with --commands of
 the set-up on a clean clone, the demo and both parts of the test suite
 (about an hour on 2 cores; `../shared` is linked beside the clone when the
-checkout has it). `make figures` runs it with --json and quotes the table
-in the README.
+checkout has it); without --commands, a --json file's earlier set-up, demo
+and test rows are kept. `make figures` runs it with --json and quotes the
+table in the README.
 
     python -m benchmarks.expectations
     python -m benchmarks.expectations --commands --json docs/figures/expectations.json
@@ -57,14 +58,25 @@ def child(backend, prefix):
 
 
 def inference_rows():
+    """Rows of one face per backend, each with its share of the machine's
+    peak (benchmarks.machine.measured_peaks; FP32 for MXNet and ONNX, INT8
+    for onnx-int8)."""
+    from benchmarks.inference import count_flops
+    from benchmarks.machine import measured_peaks
     from benchmarks.models import random_checkpoint
     from core.inference.predictor import BACKENDS, cached_onnx, make_predictor
-    from core.plumbing.runs import resolve
     from core.inference.quantize import quantize
+    from core.plumbing.checkpoint import load_symbol, symbol_path
+    from core.plumbing.runs import resolve
+    from data.workers import usable_cpus
+    from symbol import inference_symbol
     rows = []
+    roofs = dict(zip(('fp32', 'int8'), measured_peaks(usable_cpus())))
     with tempfile.TemporaryDirectory() as tmp:
         prefix = random_checkpoint('hg2d3-cab', tmp)
         checkpoint = resolve(prefix)
+        gflop = count_flops(inference_symbol(load_symbol(symbol_path(prefix))),
+                            checkpoint.input_size) / 1e9
         fp32 = make_predictor(checkpoint, 'onnx')             # the exports are made now
         del fp32
         # Random weights have no meaningful NME to check INT8 against.
@@ -74,9 +86,21 @@ def inference_rows():
             _, peak, out = measure([sys.executable, '-m', 'benchmarks.expectations', '--child',
                                     backend, prefix])
             ms = float([l for l in out.splitlines() if l.startswith('MS ')][0].split()[1])
+            roof = roofs['int8' if backend.endswith('int8') else 'fp32']
             rows.append(('inference, `--backend %s`, one face' % backend, '%.0f ms' % ms,
-                         '%.0f MB' % peak))
+                         '%.0f MB' % peak, '%.0f%%' % (100 * gflop / (ms / 1e3) / roof)))
     return rows
+
+
+def kept_rows(path):
+    """The set-up, demo and test rows of an earlier measurement at `path`,
+    kept when only inference is measured again."""
+    if not path or not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        rows = json.load(f)['rows']
+    return [list(row) + [''] * (len(COLUMNS) - len(row)) for row in rows
+            if not row[0].startswith('inference')]
 
 
 def command_rows(demo_output=None):
@@ -90,9 +114,9 @@ def command_rows(demo_output=None):
         if os.path.isdir(shared):
             os.symlink(shared, os.path.join(tmp, 'shared'))
         seconds, peak, _ = measure(['make', 'setup'], clone)
-        rows.append(('`make setup` on a clean clone', '%.0f s' % seconds, '%.0f MB' % peak))
+        rows.append(('`make setup` on a clean clone', '%.0f s' % seconds, '%.0f MB' % peak, ''))
         seconds, peak, _ = measure(['make', 'demo'], clone)
-        rows.append(('`make demo`', '%.1f min' % (seconds / 60), '%.0f MB' % peak))
+        rows.append(('`make demo`', '%.1f min' % (seconds / 60), '%.0f MB' % peak, ''))
         if demo_output:
             shutil.copytree(os.path.join(clone, 'demo-output'), demo_output)
         for target, what in (('test', 'the quick part'), ('test-long', 'the long part')):
@@ -101,7 +125,7 @@ def command_rows(demo_output=None):
             rows.append(('`make %s` (%s: %s tests%s)' % (
                 target, what, passed[-1] if passed else '?',
                 ', `../shared` beside the checkout' if os.path.isdir(shared) else ''),
-                '%.1f min' % (seconds / 60), '%.0f MB' % peak))
+                '%.1f min' % (seconds / 60), '%.0f MB' % peak, ''))
     return rows
 
 
@@ -112,10 +136,13 @@ def machine():
     return '%d cores of %s, no GPU' % (usable_cpus(), cpu()[0])
 
 
+COLUMNS = ('what', 'time', 'peak memory', "share of the CPU's peak")
+
+
 def table(found):
     """The Markdown table of a measurement."""
-    lines = ['| what | time | peak memory |', '|---|---|---|']
-    return '\n'.join(lines + ['| %s | %s | %s |' % tuple(row) for row in found['rows']])
+    lines = ['| %s |' % ' | '.join(COLUMNS), '|%s' % ('---|' * len(COLUMNS))]
+    return '\n'.join(lines + ['| %s |' % ' | '.join(row) for row in found['rows']])
 
 
 def main(argv=None):
@@ -129,7 +156,8 @@ def main(argv=None):
     if args.child:
         return child(*args.child)
     from data.files import write_atomic
-    rows = (command_rows(args.demo_output) if args.commands else []) + inference_rows()
+    rows = (command_rows(args.demo_output) if args.commands else kept_rows(args.json)) + \
+        inference_rows()
     found = {'machine': machine(), 'rows': rows}
     found['table'] = table(found)
     print(found['machine'])

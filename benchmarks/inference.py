@@ -3,8 +3,9 @@ allocation), ONNX Runtime FP32 and INT8, at batch 1 and 8, with operations
 counted from the graph, ratios against the plain MXNet Module measured in
 the same run, the peak memory of each (one process per runtime), and the
 roofline: the achieved G(FL)OP/s of each as a share of ONNX Runtime's own
-matrix-multiply peak on this machine (FP32 MatMul for the FP32 runtimes,
-u8 x s8 MatMulInteger for INT8), with the CPU's features.
+peak on this machine (benchmarks.machine.measured_peaks: FP32 for the FP32
+runtimes, u8 x s8 for INT8), with the CPU's features. ONNX batches run as
+the backends run them (a session per core) and on one session.
 
     python -m benchmarks.inference                      # hg2d3-cab, random weights
     python -m benchmarks.inference --model sat2d3-cab
@@ -23,7 +24,8 @@ import numpy as np
 from benchmarks.machine import describe, measured_peaks, peak_mb, timed
 from benchmarks.models import random_checkpoint
 from core.plumbing.checkpoint import load_checkpoint
-from core.inference.export import export, ort_session
+from core.inference.export import export
+from core.inference.predictor import OnnxRunner
 from core.plumbing.runs import resolve
 from core.inference.quantize import quantize
 from data.workers import usable_cpus
@@ -80,13 +82,17 @@ def onnx_flops(path, input_size, batch=1):
     return flops // batch
 
 
-def _runtime(name, checkpoint, onnx_dir, batch):
-    """The call of one runtime at `batch`, its input made here."""
+def _runtime(name, checkpoint, onnx_dir, batch, one_session=False):
+    """The call of one runtime at `batch`, its input made here; ONNX runs as
+    the backends run it (OnnxRunner), or with `one_session` on one session
+    using every core."""
     size = checkpoint.input_size
     data = np.random.RandomState(0).uniform(0, 255, (batch, 3, size, size)).astype(np.float32)
     if name.startswith('onnx'):
-        session = ort_session(os.path.join(onnx_dir, name + '.onnx'))
-        return lambda: session.run(None, {session.get_inputs()[0].name: data})
+        runner = OnnxRunner(os.path.join(onnx_dir, name + '.onnx'))
+        if one_session:
+            runner.lane_count = 1
+        return lambda: runner(data)
     sym, arg_params, aux_params = load_checkpoint(checkpoint.prefix, checkpoint.number)
     pred = inference_symbol(sym)
     if name == 'module':
@@ -111,22 +117,34 @@ RUNTIMES = (('module', 'MXNet Module'), ('gluon', 'Gluon hybridized'),
             ('onnx-fp32', 'ONNX Runtime FP32'), ('onnx-int8', 'ONNX Runtime INT8'))
 
 
+def variants(batch, threads):
+    """(runtime, label, one_session) rows at `batch`: each runtime as the
+    backends run it and, for ONNX batches on several cores, also on one
+    session using them all (what a session per core is measured against)."""
+    for name, label in RUNTIMES:
+        if name.startswith('onnx') and batch > 1 and threads > 1:
+            yield name, label + ', one session', True
+            yield name, label + ', a session per core', False
+        else:
+            yield name, label, False
+
+
 def child(args):
     """Time one runtime in this fresh process: prints seconds per face and
     the process's peak memory."""
     checkpoint = resolve(args.prefix, args.epoch)
-    per_face = timed(_runtime(args.child, checkpoint, args.onnx_dir, args.batch),
-                     args.seconds) / args.batch
+    per_face = timed(_runtime(args.child, checkpoint, args.onnx_dir, args.batch,
+                              args.one_session), args.seconds) / args.batch
     print('MEASURED %.6f %.0f' % (per_face, peak_mb()))
 
 
-def measure(name, prefix, number, onnx_dir, batch, seconds):
+def measure(name, prefix, number, onnx_dir, batch, seconds, one_session=False):
     """(seconds per face, peak MB) of one runtime, in its own process so
     that each one's memory is its own."""
     proc = subprocess.run([sys.executable, '-m', 'benchmarks.inference', '--child', name,
                            '--prefix', prefix, '--epoch', str(number), '--onnx-dir', onnx_dir,
-                           '--batch', str(batch), '--seconds', str(seconds)],
-                          capture_output=True, text=True)
+                           '--batch', str(batch), '--seconds', str(seconds)] +
+                          ['--one-session'] * one_session, capture_output=True, text=True)
     lines = [l for l in proc.stdout.splitlines() if l.startswith('MEASURED ')]
     if proc.returncode or not lines:
         raise RuntimeError('%s at batch %d failed:\n%s' % (name, batch, proc.stderr[-2000:]))
@@ -144,14 +162,16 @@ def main(argv=None):
     parser.add_argument('--child', choices=[name for name, _ in RUNTIMES], help=argparse.SUPPRESS)
     parser.add_argument('--onnx-dir', help=argparse.SUPPRESS)
     parser.add_argument('--batch', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--one-session', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(args)
     threads = usable_cpus()
-    fp32_peak, int8_peak = measured_peaks(threads)
+    details = []
+    fp32_peak, int8_peak = measured_peaks(threads, details=details)
     print('this machine: %s' % describe(threads))
-    print('its peak by ONNX Runtime on %d threads (2048^3): %.0f GFLOP/s FP32 (MatMul), %.0f GOP/s '
-          'INT8 (MatMulInteger, u8 x s8)' % (threads, fp32_peak, int8_peak))
+    print('ONNX Runtime itself on %d threads: %s' % (threads, ', '.join(
+        '%s %.0f G(FL)OP/s' % item for item in details)))
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = resolve(args.prefix or random_checkpoint(args.model, tmp), args.epoch)
         sym, arg_params, aux_params = load_checkpoint(checkpoint.prefix, checkpoint.number)
@@ -168,21 +188,32 @@ def main(argv=None):
             print('the ONNX graph counts %.3f GFLOP, the MXNet graph %.3f: the export differs'
                   % (apart, gflop))
         quantize(fp32, int8, checkpoint.cfg, max_loss=None)
-        peaks = [peak_mb()]
-        for batch in [int(b) for b in args.batches.split(',')]:
-            print('\nbatch %d (each runtime in its own process)' % batch)
-            print('  %-22s %10s %9s %11s %9s %10s %9s' % (
-                'runtime', 'ms/face', 'faces/s', 'G(FL)OP/s', 'of peak', 'vs Module', 'peak MB'))
+        peaks, rows = [peak_mb()], []
+        batches = [int(b) for b in args.batches.split(',')]
+        for batch in batches:
             baseline = None
-            for name, label in RUNTIMES:
+            for name, label, one_session in variants(batch, threads):
+                print('timing %s at batch %d' % (label, batch), flush=True)
                 per_face, peak = measure(name, checkpoint.prefix, checkpoint.number, tmp, batch,
-                                         args.seconds)
+                                         args.seconds, one_session)
                 baseline = baseline or per_face
                 peaks.append(peak)
-                roof = int8_peak if name == 'onnx-int8' else fp32_peak
-                print('  %-22s %10.1f %9.2f %11.1f %8.0f%% %9.2fx %9.0f' % (
-                    label, per_face * 1e3, 1 / per_face, gflop / per_face,
-                    100 * gflop / per_face / roof, baseline / per_face, peak))
+                rows.append((batch, name, label, per_face, peak, baseline / per_face))
+    # The roof is the best the machine reached, before or after: its speed
+    # can drift within a run (a virtual machine's neighbours).
+    fp32_peak, int8_peak = (max(pair) for pair in zip(
+        (fp32_peak, int8_peak), measured_peaks(threads)))
+    print('\nroof: %.0f GFLOP/s FP32, %.0f GOP/s INT8 (the better of each pair, the higher of '
+          'its measurements before and after)' % (fp32_peak, int8_peak))
+    for batch in batches:
+        print('\nbatch %d (each runtime in its own process)' % batch)
+        print('  %-40s %10s %9s %11s %9s %10s %9s' % (
+            'runtime', 'ms/face', 'faces/s', 'G(FL)OP/s', 'of peak', 'vs Module', 'peak MB'))
+        for _, name, label, per_face, peak, ratio in (r for r in rows if r[0] == batch):
+            roof = int8_peak if name == 'onnx-int8' else fp32_peak
+            print('  %-40s %10.1f %9.2f %11.1f %8.0f%% %9.2fx %9.0f' % (
+                label, per_face * 1e3, 1 / per_face, gflop / per_face,
+                100 * gflop / per_face / roof, ratio, peak))
     print('\npeak memory of any process of this benchmark: %.0f MB (the export and INT8 '
           'calibration: %.0f MB)' % (max(peaks), peaks[0]))
 

@@ -1,8 +1,10 @@
 """What this machine can do and what a benchmark used of it: the CPU and its
-vector features, the matrix-multiply peaks of ONNX Runtime itself (FP32
-MatMul, u8 x s8 MatMulInteger) on the threads the benchmark uses (the roof
-of every benchmark's roofline), timing and a process's peak memory.
+vector features, the peaks of ONNX Runtime itself (the better of a matrix
+product and a 3x3 convolution, FP32 and u8 x s8) on the threads the
+benchmark uses (the roof of every benchmark's roofline), timing and a
+process's peak memory.
 """
+import collections
 import os
 import platform
 import tempfile
@@ -60,37 +62,75 @@ def timed(fn, seconds=2.0, warmup=2):
     return float(np.median(times))
 
 
-def _matmul_model(path, op, a_type, b_type, out_type, size, weights):
+def _tensor(name, array):
+    from onnx import helper, mapping
+    return helper.make_tensor(name, mapping.NP_TYPE_TO_TENSOR_TYPE[array.dtype], array.shape,
+                              array.tobytes(), raw=True)
+
+
+def _one_node_model(path, op, inputs, constants, output, **attributes):
+    """An ONNX file of one node: `inputs` {name: array} fed at run time,
+    `constants` {name: array} stored in the file, `output` (name, numpy
+    dtype, shape)."""
     import onnx
-    from onnx import helper
+    from onnx import helper, mapping
+
+    def value(name, dtype, shape):
+        return helper.make_tensor_value_info(name, mapping.NP_TYPE_TO_TENSOR_TYPE[np.dtype(dtype)],
+                                             list(shape))
     graph = helper.make_graph(
-        [helper.make_node(op, ['a', 'b'], ['c'])], 'peak',
-        [helper.make_tensor_value_info('a', a_type, [size, size])],
-        [helper.make_tensor_value_info('c', out_type, [size, size])],
-        [helper.make_tensor('b', b_type, [size, size], weights.tobytes(), raw=True)])
+        [helper.make_node(op, list(inputs) + list(constants), [output[0]], **attributes)], op,
+        [value(name, a.dtype, a.shape) for name, a in inputs.items()], [value(*output)],
+        [_tensor(name, a) for name, a in constants.items()])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)]), path)
 
 
-def measured_peaks(threads, size=2048, seconds=2.0):
-    """(FP32 GFLOP/s of ONNX Runtime's MatMul, INT8 GOP/s of its
-    MatMulInteger, UINT8 x INT8) on `threads` threads: what the network's
-    convolutions could reach at best on this machine."""
-    from onnx import TensorProto
+def _peak_cases(rng, size=2048, channels=128, side=64, batch=8):
+    """(precision, what, operations, inputs, constants, output, attributes)
+    of each measurement: a size^3 matrix product and a 3x3 convolution of
+    `channels` at side x side, batch `batch` (the shape of hg2d3-cab's
+    largest layers), in FP32 and in u8 x s8."""
+    a32 = rng.uniform(-1, 1, (size, size)).astype(np.float32)
+    a8 = rng.randint(0, 255, (size, size)).astype(np.uint8)
+    x32 = rng.uniform(-1, 1, (batch, channels, side, side)).astype(np.float32)
+    x8 = rng.randint(0, 255, (batch, channels, side, side)).astype(np.uint8)
+    w = rng.randint(-63, 64, (channels, channels, 3, 3))
+    matmul, conv = 2 * size ** 3, 2 * batch * side * side * channels * channels * 9
+    return [
+        ('fp32', 'MatMul %d^3' % size, matmul, {'a': a32}, {'b': a32.T.copy()},
+         ('c', np.float32, a32.shape), {}),
+        ('fp32', 'Conv 3x3 %d->%d at %dx%d' % (channels, channels, side, side), conv, {'x': x32},
+         {'w': (w / 64.0).astype(np.float32)}, ('y', np.float32, x32.shape), {'pads': [1] * 4}),
+        ('int8', 'MatMulInteger %d^3' % size, matmul, {'a': a8}, {'b': a8.T.astype(np.int8)},
+         ('c', np.int32, a8.shape), {}),
+        ('int8', 'QLinearConv 3x3 %d->%d at %dx%d' % (channels, channels, side, side), conv,
+         {'x': x8}, collections.OrderedDict([
+             ('x_scale', np.float32(0.02)), ('x_zero', np.uint8(128)), ('w', w.astype(np.int8)),
+             ('w_scale', np.full(channels, 0.01, np.float32)),
+             ('w_zero', np.zeros(channels, np.int8)), ('y_scale', np.float32(0.5)),
+             ('y_zero', np.uint8(128))]), ('y', np.uint8, x8.shape), {'pads': [1] * 4}),
+    ]
 
+
+def measured_peaks(threads, seconds=2.0, details=None):
+    """(FP32 GFLOP/s, INT8 GOP/s): the best ONNX Runtime itself reaches on
+    `threads` threads, of a large matrix product (MatMul; MatMulInteger,
+    UINT8 x INT8) and of a 3x3 convolution (Conv; QLinearConv), what the
+    network's convolutions could reach at best on this machine. A matrix
+    product alone can be the slower of the two (MLAS's convolution kernels
+    beat its 2048^3 product on some CPUs): the roof is the better.
+    `details`, a list, receives (what, G(FL)OP/s) of each."""
     from core.inference.export import ort_session
-    rng = np.random.RandomState(0)
-    found = []
+    best = {'fp32': 0.0, 'int8': 0.0}
     with tempfile.TemporaryDirectory() as tmp:
-        for op, a, b, out, weights, data in (
-                ('MatMul', TensorProto.FLOAT, TensorProto.FLOAT, TensorProto.FLOAT,
-                 rng.uniform(-1, 1, (size, size)).astype(np.float32),
-                 rng.uniform(-1, 1, (size, size)).astype(np.float32)),
-                ('MatMulInteger', TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32,
-                 rng.randint(-127, 127, (size, size)).astype(np.int8),
-                 rng.randint(0, 255, (size, size)).astype(np.uint8))):
+        for precision, what, operations, inputs, constants, output, attributes in \
+                _peak_cases(np.random.RandomState(0)):
+            op = what.split()[0]
             path = os.path.join(tmp, op + '.onnx')
-            _matmul_model(path, op, a, b, out, size, weights)
+            _one_node_model(path, op, inputs, constants, output, **attributes)
             session = ort_session(path, threads)
-            found.append(2.0 * size ** 3 / timed(lambda: session.run(None, {'a': data}),
-                                                  seconds) / 1e9)
-    return tuple(found)
+            rate = operations / timed(lambda: session.run(None, inputs), seconds) / 1e9
+            best[precision] = max(best[precision], rate)
+            if details is not None:
+                details.append((what, rate))
+    return best['fp32'], best['int8']

@@ -1,12 +1,16 @@
 """Faces per second end to end on photos (read, detect, align, decode, draw
-the overlay), three ways measured in one run, each in a process of its own:
+the overlay), several ways measured in one run, each in a process of its own:
 
 1. the old way: Haar cascades + MXNet Module, two network passes per face,
    one photo at a time;
 2. the former default: libfacedetection's boxes only + ONNX Runtime, two
-   passes per face, one photo at a time;
-3. the default: libfacedetection's five points + ONNX Runtime, one pass per
-   face, faces of several photos per network call (`Handler.each_photo`).
+   passes per face, one photo at a time; and the same two passes with the
+   faces of several photos per network call (what boxes given by the user,
+   test.py --boxes, take);
+3. the default's way photo by photo: libfacedetection's five points + ONNX
+   Runtime, one pass per face, the next photo read and searched meanwhile;
+4. the default: the same with the faces of several photos per network call
+   (`Handler.each_photo`, test.py's --batch 8).
 
 Then the default's peak memory over 300 photos (the photos repeated) against
 its peak over one round, which shows that memory stays flat; and whether
@@ -38,11 +42,16 @@ from benchmarks.machine import describe, measured_peaks, peak_mb, timed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_PHOTOS = os.path.join(os.path.dirname(ROOT), 'shared', 'data', 'dlib-faces')
-WAYS = {
-    'old': ('Haar cascades + MXNet Module, 2 passes, photo by photo', 'haar', 'mxnet'),
+WAYS = {            # title, detector, backend, faces per network call (None: one photo's)
+    'old': ('Haar cascades + MXNet Module, 2 passes, photo by photo', 'haar', 'mxnet', None),
     'former': ('libfacedetection boxes + ONNX Runtime, 2 passes, photo by photo', 'boxes',
-               'auto'),
-    'default': ('libfacedetection points + ONNX Runtime, 1 pass, batches of 8', None, 'auto'),
+               'auto', None),
+    'boxes': ('libfacedetection boxes + ONNX Runtime, 2 passes, batches of 8', 'boxes', 'auto',
+              8),
+    'one-by-one': ('libfacedetection points + ONNX Runtime, 1 pass, photo by photo', None,
+                   'auto', 1),
+    'default': ('libfacedetection points + ONNX Runtime, 1 pass, batches of 8', None, 'auto',
+                8),
 }
 
 
@@ -54,7 +63,7 @@ def run_way(way, prefix, folder, rounds):
     from core.plumbing.drawing import draw_faces, png_bytes
     from data.images import list_images
     handler_module.plausible_five = lambda five, box: True      # see the docstring
-    _, detector, backend = WAYS[way]
+    _, detector, backend, batch = WAYS[way]
     if detector == 'boxes':             # the former default: its boxes, not its points
         points = essh.create()
         detector = essh.Detector(points.threshold)
@@ -67,8 +76,8 @@ def run_way(way, prefix, folder, rounds):
     paths = list_images(folder) * rounds
     handler.get_landmarks(paths[0])                     # warm-up
     faces, start = 0, time.perf_counter()
-    if way == 'default':
-        for photo in handler.each_photo(paths, batch=8):
+    if batch:
+        for photo in handler.each_photo(paths, batch=batch):
             png_bytes(draw_faces(photo.image, photo.faces, handler.scheme.groups))
             faces += len(photo.faces)
     else:
@@ -160,7 +169,7 @@ def main(argv=None):
         print('  %-62s %6s %9s %8s %7s %8s' % ('way', 'faces', 'ms/photo', 'faces/s', 'ratio',
                                               'peak MB'))
         baseline = None
-        for way, (title, _, _) in WAYS.items():
+        for way, (title, _, _, _) in WAYS.items():
             result = measure(way, prefix, folder)
             rate = result['faces'] / result['seconds']
             baseline = baseline or rate
@@ -183,7 +192,7 @@ def main(argv=None):
         fp32_peak, _ = measured_peaks(usable_cpus())
         network = measure('network', prefix, folder)['seconds']
         marginal, startup = pace(prefix, folder, tmp)
-        print('\nthis machine: %s; FP32 peak %.0f GFLOP/s (ONNX Runtime MatMul)'
+        print('\nthis machine: %s; FP32 peak %.0f GFLOP/s (ONNX Runtime, machine.measured_peaks)'
               % (describe(usable_cpus()), fp32_peak))
         print('the network alone, batch 8: %.1f ms/face (%.1f GFLOP/s, %.0f%% of the peak)'
               % (1e3 * network, gflop / network, 100 * gflop / network / fp32_peak))

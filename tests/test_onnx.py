@@ -80,6 +80,27 @@ def test_onnx_backend_predicts_like_mxnet_and_its_cache_follows_the_params(small
     np.testing.assert_allclose(changed, make_predictor(model, backend='mxnet')(data), atol=1e-4)
 
 
+def test_a_batch_split_across_sessions_gives_each_face_its_own_heatmaps(small_cfg, tmp_path):
+    """A batch runs as single-thread sessions side by side (one per core):
+    an uneven split, order kept, the same heatmaps as one session, and
+    no such sessions made for single faces."""
+    from core.inference.predictor import OnnxRunner
+    sym = get_symbol(small_cfg(net_n=1, net_block='resnet'))
+    arg, aux = _params(sym, seed=2)
+    path = str(tmp_path / 'model.onnx')
+    export(sym, arg, aux, path, 'dynamic', 128)
+    data = np.random.RandomState(3).uniform(0, 255, (5, 3, 128, 128)).astype(np.float32)
+    runner = OnnxRunner(path)
+    runner.lane_count = 3
+    alone = np.concatenate([runner(face[None]) for face in data])
+    assert runner._lanes is None
+    together = runner(data)
+    assert len(runner._lanes) == 3
+    assert [lane.get_session_options().intra_op_num_threads for lane in runner._lanes] == [1] * 3
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-5)
+    assert np.abs(together[0] - together[4]).max() > 1e-4      # so order would show
+
+
 def test_auto_backend_runs_deformable_networks_with_mxnet(small_cfg, tmp_path):
     sym = get_symbol(small_cfg(net_dcn=2, net_n=2))
     arg, aux = _params(sym)
@@ -124,6 +145,55 @@ def test_a_256_input_checkpoint_is_used_at_256_by_every_tool(run_at_256, tmp_pat
         % prefix in caplog.text
     record = json.loads((tmp_path / 'aligned' / 'synth-00.jpg.json').read_text())
     assert record['faces'] and np.array(record['faces'][0]['landmarks']).shape == (68, 2)
+
+
+def test_residual_halvings_become_products_that_stay_in_int8(tmp_path):
+    """(a + b) / 2 as Add and Mul: the same values to the bit, and ONNX
+    Runtime's quantizer then keeps the sum in INT8 (QLinearAdd), where a
+    Sum stayed in float between a dequantize and a quantize. A Sum of three
+    and a Div by 3 are left alone."""
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    from core.inference.export import ort_session
+    from core.inference.quantize import halvings_as_products
+    shape = [1, 4, 8, 8]
+    nodes = [helper.make_node('Sum', ['a', 'b'], ['s']), helper.make_node('Div', ['s', 'two'], ['h']),
+             helper.make_node('Sum', ['a', 'b', 'h'], ['t']),
+             helper.make_node('Div', ['t', 'three'], ['u']),
+             helper.make_node('Div', ['u', 'quarter'], ['v'])]
+    constants = [numpy_helper.from_array(np.array([value], np.float32), name)
+                 for name, value in (('two', 2), ('three', 3), ('quarter', 0.25))]
+    graph = helper.make_graph(nodes, 'halvings', [
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name in 'ab'],
+        [helper.make_tensor_value_info('v', TensorProto.FLOAT, shape)], constants)
+    path = str(tmp_path / 'halvings.onnx')
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)]), path)
+    feeds = {name: np.random.RandomState(k).normal(0, 3, shape).astype(np.float32)
+             for k, name in enumerate('ab')}
+    before = ort_session(path).run(None, feeds)[0]
+    assert halvings_as_products(path) == 3
+    assert [n.op_type for n in onnx.load(path).graph.node] == ['Add', 'Mul', 'Sum', 'Div', 'Mul']
+    assert np.array_equal(ort_session(path).run(None, feeds)[0], before)
+
+    class Feeds(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([feeds])
+
+        def get_next(self):
+            return next(self.items, None)
+    for name, source in (('plain', str(tmp_path / 'plain.onnx')), ('rewritten', path)):
+        if name == 'plain':
+            onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)]),
+                      source)
+        quantized = str(tmp_path / (name + '-int8.onnx'))
+        quantize_static(source, quantized, Feeds(), quant_format=QuantFormat.QDQ)
+        ops = [n.op_type for n in onnx.load(quantized).graph.node]
+        print(name, ops)
+        if name == 'plain':                     # nothing it quantizes
+            assert 'QuantizeLinear' not in ops
+        else:       # the Add and the first Mul between quantize/dequantize pairs
+            assert ops.count('QuantizeLinear') >= 3
 
 
 def test_int8_is_checked_against_fp32_before_it_is_written(trained_synth, tmp_path, capsys):

@@ -176,7 +176,10 @@ def quote(found):
 def expectations_text(found):
     """The README's what-to-expect caption and table of a measurement."""
     return ('\nMeasured by `make figures` on %s (inference: hg2d3-cab, one face, one '
-            'process per backend):\n\n%s\n' % (found['machine'], found['table']))
+            'process per backend; its share of the peak: the operations per second it '
+            'reached against the best ONNX Runtime itself reaches on this CPU, FP32 or INT8, '
+            '`python -m benchmarks.inference` for the details):\n\n%s\n'
+            % (found['machine'], found['table']))
 
 
 def update_readme(path, found, expectations=None):

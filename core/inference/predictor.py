@@ -94,14 +94,53 @@ def cached_onnx(checkpoint, kind, make):
     return path
 
 
-class OnnxPredictor(object):
+class OnnxRunner(object):
+    """An ONNX file run by ONNX Runtime: (N, 3, S, S) -> the first output.
+
+    A single face runs on one session using every core. On the CPU a batch
+    of several faces is split across one single-thread session per core,
+    run side by side: the cores stay busy through the network's many small
+    layers, where one session's threads wait for each other (measured by
+    `python -m benchmarks.inference`). Those sessions are made at the
+    first batch, so single-face work (video tracking) never holds them."""
+
+    def __init__(self, path, gpu=-1):
+        from core.inference.export import ort_session
+        from data.workers import usable_cpus
+        self.path, self.gpu = path, gpu
+        self.session = ort_session(path, gpu=gpu)
+        self.input_name = self.session.get_inputs()[0].name
+        on_cpu = self.session.get_providers()[0] == 'CPUExecutionProvider'
+        self.lane_count = usable_cpus() if on_cpu else 1
+        self._lanes, self._pool = None, None
+
+    def _run(self, session, data):
+        return session.run(None, {self.input_name: data})[0]
+
+    def __call__(self, data):
+        data = np.ascontiguousarray(data, dtype=np.float32)
+        if len(data) < 2 or self.lane_count < 2:
+            return self._run(self.session, data)
+        if self._lanes is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from core.inference.export import ort_session
+            self._lanes = [ort_session(self.path, threads=1) for _ in range(self.lane_count)]
+            self._pool = ThreadPoolExecutor(self.lane_count)
+        parts = [part for part in np.array_split(data, self.lane_count) if len(part)]
+        running = [self._pool.submit(self._run, lane, np.ascontiguousarray(part))
+                   for lane, part in zip(self._lanes, parts)]
+        return np.concatenate([future.result() for future in running])
+
+
+class OnnxPredictor(OnnxRunner):
     """The same prediction run by ONNX Runtime, from an export cached beside
     the checkpoint (FP32, or INT8 calibrated on synthetic faces and checked
     against FP32); `gpu` >= 0 uses the CUDA provider when onnxruntime-gpu is
     installed."""
 
     def __init__(self, checkpoint, gpu=-1, int8=False):
-        from core.inference.export import export, ort_session
+        from core.inference.export import export
         from core.plumbing.checkpoint import load_checkpoint
         self.backend = 'onnx-int8' if int8 else 'onnx'
         path = cached_onnx(checkpoint, 'fp32', lambda out: export(
@@ -111,12 +150,7 @@ class OnnxPredictor(object):
             from core.inference.quantize import quantize
             path = cached_onnx(checkpoint, 'int8',
                                lambda out, fp32=path: quantize(fp32, out, checkpoint.cfg))
-        self.session = ort_session(path, gpu=gpu)
-        self.input_name = self.session.get_inputs()[0].name
-
-    def __call__(self, data):
-        data = np.ascontiguousarray(data, dtype=np.float32)
-        return self.session.run(None, {self.input_name: data})[0]
+        super(OnnxPredictor, self).__init__(path, gpu)
 
 
 def auto_backend(checkpoint, gpu):
