@@ -168,7 +168,9 @@ def test_residual_halvings_become_products_that_stay_in_int8(tmp_path):
         helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name in 'ab'],
         [helper.make_tensor_value_info('v', TensorProto.FLOAT, shape)], constants)
     path = str(tmp_path / 'halvings.onnx')
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)]), path)
+    plain = str(tmp_path / 'plain.onnx')
+    for target in (path, plain):
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)]), target)
     feeds = {name: np.random.RandomState(k).normal(0, 3, shape).astype(np.float32)
              for k, name in enumerate('ab')}
     before = ort_session(path).run(None, feeds)[0]
@@ -182,10 +184,7 @@ def test_residual_halvings_become_products_that_stay_in_int8(tmp_path):
 
         def get_next(self):
             return next(self.items, None)
-    for name, source in (('plain', str(tmp_path / 'plain.onnx')), ('rewritten', path)):
-        if name == 'plain':
-            onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)]),
-                      source)
+    for name, source in (('plain', plain), ('rewritten', path)):
         quantized = str(tmp_path / (name + '-int8.onnx'))
         quantize_static(source, quantized, Feeds(), quant_format=QuantFormat.QDQ)
         ops = [n.op_type for n in onnx.load(quantized).graph.node]

@@ -107,7 +107,7 @@ class OnnxRunner(object):
     def __init__(self, path, gpu=-1):
         from core.inference.export import ort_session
         from data.workers import usable_cpus
-        self.path, self.gpu = path, gpu
+        self.path = path
         self.session = ort_session(path, gpu=gpu)
         self.input_name = self.session.get_inputs()[0].name
         on_cpu = self.session.get_providers()[0] == 'CPUExecutionProvider'
