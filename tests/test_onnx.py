@@ -147,36 +147,9 @@ def test_a_256_input_checkpoint_is_used_at_256_by_every_tool(run_at_256, tmp_pat
     assert record['faces'] and np.array(record['faces'][0]['landmarks']).shape == (68, 2)
 
 
-def test_residual_halvings_become_products_that_stay_in_int8(tmp_path):
-    """(a + b) / 2 as Add and Mul: the same values to the bit, and ONNX
-    Runtime's quantizer then keeps the sum in INT8 (QLinearAdd), where a
-    Sum stayed in float between a dequantize and a quantize. A Sum of three
-    and a Div by 3 are left alone."""
-    from onnx import TensorProto, helper, numpy_helper
+def _calibrated(source, target, feeds):
+    """quantize_static of `source` into `target`, calibrated on one feed."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
-
-    from core.inference.export import ort_session
-    from core.inference.quantize import halvings_as_products
-    shape = [1, 4, 8, 8]
-    nodes = [helper.make_node('Sum', ['a', 'b'], ['s']), helper.make_node('Div', ['s', 'two'], ['h']),
-             helper.make_node('Sum', ['a', 'b', 'h'], ['t']),
-             helper.make_node('Div', ['t', 'three'], ['u']),
-             helper.make_node('Div', ['u', 'quarter'], ['v'])]
-    constants = [numpy_helper.from_array(np.array([value], np.float32), name)
-                 for name, value in (('two', 2), ('three', 3), ('quarter', 0.25))]
-    graph = helper.make_graph(nodes, 'halvings', [
-        helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name in 'ab'],
-        [helper.make_tensor_value_info('v', TensorProto.FLOAT, shape)], constants)
-    path = str(tmp_path / 'halvings.onnx')
-    plain = str(tmp_path / 'plain.onnx')
-    for target in (path, plain):
-        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)]), target)
-    feeds = {name: np.random.RandomState(k).normal(0, 3, shape).astype(np.float32)
-             for k, name in enumerate('ab')}
-    before = ort_session(path).run(None, feeds)[0]
-    assert halvings_as_products(path) == 3
-    assert [n.op_type for n in onnx.load(path).graph.node] == ['Add', 'Mul', 'Sum', 'Div', 'Mul']
-    assert np.array_equal(ort_session(path).run(None, feeds)[0], before)
 
     class Feeds(CalibrationDataReader):
         def __init__(self):
@@ -184,15 +157,99 @@ def test_residual_halvings_become_products_that_stay_in_int8(tmp_path):
 
         def get_next(self):
             return next(self.items, None)
-    for name, source in (('plain', plain), ('rewritten', path)):
-        quantized = str(tmp_path / (name + '-int8.onnx'))
-        quantize_static(source, quantized, Feeds(), quant_format=QuantFormat.QDQ)
-        ops = [n.op_type for n in onnx.load(quantized).graph.node]
-        print(name, ops)
-        if name == 'plain':                     # nothing it quantizes
-            assert 'QuantizeLinear' not in ops
-        else:       # the Add and the first Mul between quantize/dequantize pairs
-            assert ops.count('QuantizeLinear') >= 3
+    quantize_static(source, target, Feeds(), quant_format=QuantFormat.QDQ, per_channel=True)
+    return [n.op_type for n in onnx.load(target).graph.node]
+
+
+def test_residual_halvings_stay_in_int8_and_fold_into_its_scales(tmp_path):
+    """(a + b) / 2 as Add and Mul: the same values to the bit, and ONNX
+    Runtime's quantizer then keeps the sum in INT8 (QLinearAdd), where a
+    Sum stayed in float between a dequantize and a quantize. A Sum of three
+    and a Div by 3 are left alone. In the quantized graph each Mul by a power
+    of two then folds into the quantization before it: no Mul left, the same
+    integers out (also for two in a row), and no initializer left unused
+    (ONNX Runtime warns of each)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from core.inference.export import ort_session
+    from core.inference.quantize import halvings_as_products, products_into_scales
+    shape = [1, 4, 8, 8]
+    nodes = [helper.make_node('Sum', ['a', 'b'], ['s']), helper.make_node('Div', ['s', 'two'], ['h']),
+             helper.make_node('Sum', ['a', 'b', 'h'], ['t']),
+             helper.make_node('Div', ['t', 'three'], ['u']),
+             helper.make_node('Div', ['u', 'quarter'], ['v']),
+             helper.make_node('Div', ['v', 'two'], ['w'])]
+    constants = [numpy_helper.from_array(np.array([value], np.float32), name)
+                 for name, value in (('two', 2), ('three', 3), ('quarter', 0.25))]
+    graph = helper.make_graph(nodes, 'halvings', [
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name in 'ab'],
+        [helper.make_tensor_value_info('w', TensorProto.FLOAT, shape)], constants)
+    plain = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+    model = onnx.ModelProto()
+    model.CopyFrom(plain)
+    assert halvings_as_products(model) == 4
+    assert [n.op_type for n in model.graph.node] == ['Add', 'Mul', 'Sum', 'Div', 'Mul', 'Mul']
+    paths = {name: str(tmp_path / (name + '.onnx')) for name in ('plain', 'rewritten')}
+    onnx.save(plain, paths['plain'])
+    onnx.save(model, paths['rewritten'])
+    feeds = {name: np.random.RandomState(k).normal(0, 3, shape).astype(np.float32)
+             for k, name in enumerate('ab')}
+    assert np.array_equal(ort_session(paths['rewritten']).run(None, feeds)[0],
+                          ort_session(paths['plain']).run(None, feeds)[0])
+
+    plain_ops = _calibrated(paths['plain'], str(tmp_path / 'plain-int8.onnx'), feeds)
+    assert 'QuantizeLinear' not in plain_ops                    # nothing it quantizes
+    int8 = str(tmp_path / 'int8.onnx')
+    ops = _calibrated(paths['rewritten'], int8, feeds)
+    assert ops.count('QuantizeLinear') >= 3 and ops.count('Mul') == 3   # Add and Mul in INT8
+    before = ort_session(int8).run(None, feeds)[0]
+    model = onnx.load(int8)
+    assert products_into_scales(model) == 3   # (a + b) / 2, and the products by 4 then 1/2
+    ops = [n.op_type for n in model.graph.node]
+    assert 'Mul' not in ops and ops.count('Div') == 1
+    used = {name for node in model.graph.node for name in node.input}
+    assert all(t.name in used for t in model.graph.initializer)
+    folded = str(tmp_path / 'folded.onnx')
+    onnx.save(model, folded)
+    assert np.array_equal(ort_session(folded).run(None, feeds)[0], before)
+
+
+def test_batchnorms_become_convolutions_that_run_in_int8(tmp_path):
+    """A BatchNorm the runtime cannot fold (its input also feeds a sum)
+    becomes the 1x1 depthwise convolution it computes: the same values
+    within float rounding, and the quantizer then puts it between quantize
+    and dequantize pairs with per-channel INT8 weights, where it left the
+    BatchNorm in float."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from core.inference.export import ort_session
+    from core.inference.quantize import batchnorms_as_convolutions
+    channels, shape = 6, [2, 6, 5, 5]
+    rng = np.random.RandomState(0)
+    statistics = {'gamma': rng.uniform(0.5, 2, channels), 'beta': rng.normal(0, 1, channels),
+                  'mean': rng.normal(0, 1, channels), 'var': rng.uniform(0.2, 3, channels)}
+    graph = helper.make_graph(
+        [helper.make_node('BatchNormalization', ['x', 'gamma', 'beta', 'mean', 'var'], ['n'],
+                          name='bn', epsilon=1e-3),
+         helper.make_node('Relu', ['n'], ['r']), helper.make_node('Add', ['r', 'x'], ['y'])],
+        'bn', [helper.make_tensor_value_info('x', TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info('y', TensorProto.FLOAT, shape)],
+        [numpy_helper.from_array(v.astype(np.float32), k) for k, v in statistics.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+    paths = {name: str(tmp_path / (name + '.onnx')) for name in ('bn', 'conv')}
+    onnx.save(model, paths['bn'])
+    assert batchnorms_as_convolutions(model) == 1
+    conv = model.graph.node[0]
+    assert (conv.op_type, conv.name, list(conv.output)) == ('Conv', 'bn', ['n'])
+    onnx.save(model, paths['conv'])
+    feeds = {'x': rng.normal(0, 2, shape).astype(np.float32)}
+    outputs = [ort_session(paths[name]).run(None, feeds)[0] for name in ('bn', 'conv')]
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-5, atol=1e-5)
+    assert 'BatchNormalization' in _calibrated(paths['bn'], str(tmp_path / 'bn-int8.onnx'), feeds)
+    ops = _calibrated(paths['conv'], str(tmp_path / 'conv-int8.onnx'), feeds)
+    assert 'BatchNormalization' not in ops and ops.count('QuantizeLinear') >= 3
+    assert any(t.data_type == onnx.TensorProto.INT8 and t.dims == [channels, 1, 1, 1]
+               for t in onnx.load(str(tmp_path / 'conv-int8.onnx')).graph.initializer)
 
 
 def test_int8_is_checked_against_fp32_before_it_is_written(trained_synth, tmp_path, capsys):
