@@ -45,6 +45,38 @@ def test_published_graph_exports_and_matches_mxnet(shared, tmp_path, batch):
     assert (dims[0].dim_param == 'batch') if batch == 'dynamic' else (dims[0].dim_value == 1)
 
 
+def test_nearest_upsampling_by_whole_factors_picks_the_same_pixels_faster_way(tmp_path):
+    """MXNet's exporter writes nearest upsampling with half-pixel coordinates
+    rounded half down; for whole factors asymmetric coordinates rounded down
+    pick the same pixels (ONNX Runtime's faster path). A factor of 1.5 is
+    left alone."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from core.inference.export import ort_session
+    from core.inference.rewrites import nearest_by_whole_factors
+    feeds = {'x': np.random.RandomState(0).normal(0, 1, (1, 2, 6, 5)).astype(np.float32)}
+    changed = {}
+    for factor in (2, 3, 1.5):
+        graph = helper.make_graph(
+            [helper.make_node('Resize', ['x', 'roi', 'scales'], ['y'], mode='nearest',
+                              coordinate_transformation_mode='half_pixel',
+                              nearest_mode='round_prefer_floor')],
+            'up', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 2, 6, 5])],
+            [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)],
+            [numpy_helper.from_array(np.zeros(0, np.float32), 'roi'),
+             numpy_helper.from_array(np.array([1, 1, factor, factor], np.float32), 'scales')])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+        outputs = []
+        for name in ('half-pixel', 'floor'):
+            path = str(tmp_path / ('%s-%s.onnx' % (factor, name)))
+            if name == 'floor':
+                changed[factor] = nearest_by_whole_factors(model)
+            onnx.save(model, path)
+            outputs.append(ort_session(path).run(None, feeds)[0])
+        assert np.array_equal(outputs[0], outputs[1])
+    assert changed == {2: 1, 3: 1, 1.5: 0}
+
+
 def test_deformable_network_is_refused_by_name(small_cfg, tmp_path, capsys):
     sym = get_symbol(small_cfg(net_dcn=2, net_n=2))
     arg, aux = _params(sym)
@@ -69,10 +101,17 @@ def test_onnx_backend_predicts_like_mxnet_and_its_cache_follows_the_params(small
     cached = tmp_path / 'model-0003.onnx'
     record = json.loads((tmp_path / 'model-0003.onnx.json').read_text())
     assert record['input_size'] == 128 and record['params'] == 'model-0003.params'
+    resizes = [n for n in onnx.load(str(cached)).graph.node if n.op_type == 'Resize']
+    assert resizes and all(onnx.helper.get_attribute_value(a) == b'asymmetric' for n in resizes
+                           for a in n.attribute if a.name == 'coordinate_transformation_mode')
     np.testing.assert_allclose(ours, make_predictor(model, backend='mxnet')(data), atol=1e-4)
     made = cached.stat().st_mtime_ns
     assert make_predictor(model, backend='auto').backend == 'onnx'
     assert cached.stat().st_mtime_ns == made                       # reused
+    (tmp_path / 'model-0003.onnx.json').write_text(json.dumps(dict(record, rewrites=1)))
+    make_predictor(model, backend='onnx')
+    assert cached.stat().st_mtime_ns != made                       # an older exporter's: again
+    made = cached.stat().st_mtime_ns
     other, _ = _params(sym, seed=9)
     checkpoint.save_params(model.params, other, aux, overwrite=True)
     changed = make_predictor(model, backend='onnx')(data)
@@ -172,7 +211,7 @@ def test_residual_halvings_stay_in_int8_and_fold_into_its_scales(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
     from core.inference.export import ort_session
-    from core.inference.quantize import halvings_as_products, products_into_scales
+    from core.inference.rewrites import halvings_as_products, products_into_scales
     shape = [1, 4, 8, 8]
     nodes = [helper.make_node('Sum', ['a', 'b'], ['s']), helper.make_node('Div', ['s', 'two'], ['h']),
              helper.make_node('Sum', ['a', 'b', 'h'], ['t']),
@@ -223,7 +262,7 @@ def test_batchnorms_become_convolutions_that_run_in_int8(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
     from core.inference.export import ort_session
-    from core.inference.quantize import batchnorms_as_convolutions
+    from core.inference.rewrites import batchnorms_as_convolutions
     channels, shape = 6, [2, 6, 5, 5]
     rng = np.random.RandomState(0)
     statistics = {'gamma': rng.uniform(0.5, 2, channels), 'beta': rng.normal(0, 1, channels),

@@ -11,6 +11,7 @@ import numpy as np
 from data.files import write_atomic
 from symbol import inference_symbol
 
+from core.inference import rewrites
 from core.plumbing.checkpoint import fit_params
 from core.plumbing.devices import confirm_onnx_providers, onnx_providers
 
@@ -110,6 +111,7 @@ def export(sym, arg_params, aux_params, out_path, batch=1, input_size=128, seed=
         inputs = [i for i in model.graph.input if i.name not in initializers]
         del model.graph.input[:]
         model.graph.input.extend(inputs)
+        rewrites.apply(model, rewrites.EXPORT)
         onnx.checker.check_model(model)
         final = os.path.join(tmp, 'final.onnx')
         onnx.save(model, final)

@@ -13,6 +13,8 @@ import numpy as np
 
 from data.files import write_atomic
 
+from core.inference import rewrites
+
 log = logging.getLogger(__name__)
 
 # What an INT8 export is calibrated on when made for a backend.
@@ -65,11 +67,13 @@ def _fingerprint(path):
 
 
 def onnx_source(checkpoint, kind):
-    """What an ONNX export of `checkpoint` is made from; a cached export
-    with another record is made again."""
+    """What an ONNX export of `checkpoint` is made from, and with which
+    revision of the graph rewrites; a cached export with another record is
+    made again."""
     source = {'params': os.path.basename(checkpoint.params),
               'params_sha256': _fingerprint(checkpoint.params),
-              'input_size': checkpoint.input_size, 'kind': kind, 'batch': 'dynamic'}
+              'input_size': checkpoint.input_size, 'kind': kind, 'batch': 'dynamic',
+              'rewrites': rewrites.REVISION}
     if kind == 'int8':
         source['calibration'] = INT8_CALIBRATION
     return source
