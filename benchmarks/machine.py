@@ -62,18 +62,12 @@ def timed(fn, seconds=2.0, warmup=2):
     return float(np.median(times))
 
 
-def _tensor(name, array):
-    from onnx import helper, mapping
-    return helper.make_tensor(name, mapping.NP_TYPE_TO_TENSOR_TYPE[array.dtype], array.shape,
-                              array.tobytes(), raw=True)
-
-
 def _one_node_model(path, op, inputs, constants, output, **attributes):
     """An ONNX file of one node: `inputs` {name: array} fed at run time,
     `constants` {name: array} stored in the file, `output` (name, numpy
     dtype, shape)."""
     import onnx
-    from onnx import helper, mapping
+    from onnx import helper, mapping, numpy_helper
 
     def value(name, dtype, shape):
         return helper.make_tensor_value_info(name, mapping.NP_TYPE_TO_TENSOR_TYPE[np.dtype(dtype)],
@@ -81,7 +75,7 @@ def _one_node_model(path, op, inputs, constants, output, **attributes):
     graph = helper.make_graph(
         [helper.make_node(op, list(inputs) + list(constants), [output[0]], **attributes)], op,
         [value(name, a.dtype, a.shape) for name, a in inputs.items()], [value(*output)],
-        [_tensor(name, a) for name, a in constants.items()])
+        [numpy_helper.from_array(np.asarray(a), name) for name, a in constants.items()])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)]), path)
 
 

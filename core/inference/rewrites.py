@@ -6,9 +6,33 @@ returns how many nodes it changed; the tables below say where each applies.
 import numpy as np
 
 
-def _constants(model):
-    from onnx import numpy_helper
-    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+class _Constants(object):
+    """The initializers of `model` by name, each read as an array when first
+    asked for (a rewrite looks at a few of them, not at every weight);
+    add() stores a new one in the model."""
+
+    def __init__(self, model):
+        self.graph = model.graph
+        self.tensors = {t.name: t for t in model.graph.initializer}
+        self.arrays = {}
+
+    def __contains__(self, name):
+        return name in self.tensors
+
+    def __getitem__(self, name):
+        from onnx import numpy_helper
+        if name not in self.arrays:
+            self.arrays[name] = numpy_helper.to_array(self.tensors[name])
+        return self.arrays[name]
+
+    def add(self, name, array):
+        """Store `array` as initializer `name` unless there is one; returns name."""
+        from onnx import numpy_helper
+        if name not in self.tensors:
+            self.tensors[name] = numpy_helper.from_array(array, name)
+            self.arrays[name] = array
+            self.graph.initializer.append(self.tensors[name])
+        return name
 
 
 def nearest_by_whole_factors(model):
@@ -19,17 +43,18 @@ def nearest_by_whole_factors(model):
     runs the latter faster (hg2d3-cab's six upsamplings: 1.2 against 11.7 ms
     a face in FP32, 5.0 against 10.6 in INT8)."""
     from onnx import helper
-    constants = _constants(model)
+    constants = _Constants(model)
     changed = 0
     for node in model.graph.node:
+        if node.op_type != 'Resize' or len(node.input) < 3 or node.input[2] not in constants:
+            continue
         attributes = {a.name: a for a in node.attribute}
         text = {name: a.s.decode() for name, a in attributes.items() if a.s}
-        scales = constants.get(node.input[2]) if len(node.input) > 2 else None
-        if node.op_type != 'Resize' or text.get('mode') != 'nearest' or \
+        scales = constants[node.input[2]]
+        if text.get('mode') != 'nearest' or \
                 text.get('coordinate_transformation_mode') != 'half_pixel' or \
                 text.get('nearest_mode', 'round_prefer_floor') != 'round_prefer_floor' or \
-                scales is None or not scales.size or \
-                not np.all((scales >= 1) & (scales == np.round(scales))):
+                not scales.size or not np.all((scales >= 1) & (scales == np.round(scales))):
             continue
         for name, value in (('coordinate_transformation_mode', b'asymmetric'),
                             ('nearest_mode', b'floor')):
@@ -49,8 +74,7 @@ def halvings_as_products(model):
     against 31 for the Sums, its Muls 11 against 13), and ONNX Runtime's
     quantizer makes QLinearAdd and QLinearMul of them where it leaves Sum
     and Div in float, with a dequantize before and a quantize after each."""
-    from onnx import numpy_helper
-    constants = _constants(model)
+    constants = _Constants(model)
     rewritten = 0
     for node in model.graph.node:
         if node.op_type == 'Sum' and len(node.input) == 2:
@@ -58,11 +82,9 @@ def halvings_as_products(model):
         elif node.op_type == 'Div' and node.input[1] in constants and \
                 np.all(np.frexp(constants[node.input[1]])[0] == 0.5):
             divisor = constants[node.input[1]]
-            name = node.input[1] + '_reciprocal'
-            if name not in constants:
-                constants[name] = (1 / divisor).astype(divisor.dtype)
-                model.graph.initializer.append(numpy_helper.from_array(constants[name], name))
-            node.op_type, node.input[1] = 'Mul', name
+            node.op_type = 'Mul'
+            node.input[1] = constants.add(node.input[1] + '_reciprocal',
+                                          (1 / divisor).astype(divisor.dtype))
         else:
             continue
         rewritten += 1
@@ -79,8 +101,8 @@ def batchnorms_as_convolutions(model):
     a quantize and, in the channels-last INT8 graph, between two transposes;
     as a convolution it runs in INT8 with per-channel weights (within float
     rounding of the BatchNorm's values)."""
-    from onnx import helper, numpy_helper
-    constants = _constants(model)
+    from onnx import helper
+    constants = _Constants(model)
     graph = model.graph
     ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in list(graph.input) +
              list(graph.value_info)}
@@ -93,10 +115,10 @@ def batchnorms_as_convolutions(model):
         epsilon = next((a.f for a in node.attribute if a.name == 'epsilon'), 1e-5)
         gamma, beta, mean, var = (constants[name].astype(np.float64) for name in node.input[1:5])
         scale = gamma / np.sqrt(var + epsilon)
-        weight, bias = node.output[0] + '_scale_as_conv', node.output[0] + '_shift_as_conv'
-        graph.initializer.extend([
-            numpy_helper.from_array(scale.reshape(-1, 1, 1, 1).astype(np.float32), weight),
-            numpy_helper.from_array((beta - mean * scale).astype(np.float32), bias)])
+        weight = constants.add(node.output[0] + '_scale_as_conv',
+                               scale.reshape(-1, 1, 1, 1).astype(np.float32))
+        bias = constants.add(node.output[0] + '_shift_as_conv',
+                             (beta - mean * scale).astype(np.float32))
         node.CopyFrom(helper.make_node('Conv', [node.input[0], weight, bias], list(node.output),
                                        name=node.name, group=len(scale), kernel_shape=[1, 1]))
         rewritten += 1
@@ -112,8 +134,7 @@ def products_into_scales(model):
     instead of two, and one node instead of three; with the min-max
     calibration (s2 = c * s1) the integers are the same as before. Returns
     the number of products folded."""
-    from onnx import numpy_helper
-    constants = _constants(model)
+    constants = _Constants(model)
     graph = model.graph
     producer = {out: node for node in graph.node for out in node.output}
     readers = {}
@@ -138,10 +159,13 @@ def products_into_scales(model):
             value = (q.astype(np.float64) - zero) * scale
         else:
             return None
-        if value.size != 1 or not value.reshape(()) > 0:
+        if value.size != 1:
             return None
-        power = 2.0 ** np.round(np.log2(float(value.reshape(()))))
-        return power if abs(value.reshape(()) / power - 1) < 1e-4 else None
+        value = float(value.reshape(()))
+        if not value > 0:
+            return None
+        power = 2.0 ** np.round(np.log2(value))
+        return power if abs(value / power - 1) < 1e-4 else None
 
     removed, folded = [], {}        # folded: tensor -> factor already in its quantization
     for mul in list(graph.node):
@@ -156,11 +180,9 @@ def products_into_scales(model):
                 only_reader(dequantize.output[0], 'Mul') is None:     # theirs alone
             continue
         factor *= folded.pop(first.output[0], 1.0)
-        name = second.input[1] + '_over_%g' % factor
-        if name not in constants:
-            constants[name] = (constants[second.input[1]] / factor).astype(np.float32)
-            graph.initializer.append(numpy_helper.from_array(constants[name], name))
-        first.input[1], first.input[2] = name, second.input[2]
+        first.input[1] = constants.add(second.input[1] + '_over_%g' % factor,
+                                       (constants[second.input[1]] / factor).astype(np.float32))
+        first.input[2] = second.input[2]
         first.output[0] = second.output[0]
         producer[first.output[0]], folded[first.output[0]] = first, factor
         removed += [dequantize, mul, second]
