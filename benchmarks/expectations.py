@@ -71,7 +71,7 @@ def inference_rows():
     from data.workers import usable_cpus
     from symbol import inference_symbol
     rows = []
-    roofs = dict(zip(('fp32', 'int8'), measured_peaks(usable_cpus())))
+    roofs = measured_peaks(usable_cpus())._asdict()
     with tempfile.TemporaryDirectory() as tmp:
         prefix = random_checkpoint('hg2d3-cab', tmp)
         checkpoint = resolve(prefix)

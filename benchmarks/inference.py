@@ -4,8 +4,10 @@ counted from the graph, ratios against the plain MXNet Module measured in
 the same run, the peak memory of each (one process per runtime), and the
 roofline: the achieved G(FL)OP/s of each as a share of ONNX Runtime's own
 peak on this machine (benchmarks.machine.measured_peaks: FP32 for the FP32
-runtimes, u8 x s8 for INT8), with the CPU's features. ONNX batches run as
-the backends run them (a session per core) and on one session.
+runtimes, u8 x s8 for INT8, and for INT8 also against the convolution
+kernel alone where the matrix product beats it), with the CPU's features.
+ONNX batches run as the backends run them (a session per core) and on one
+session.
 
     python -m benchmarks.inference                      # hg2d3-cab, random weights
     python -m benchmarks.inference --model sat2d3-cab
@@ -168,7 +170,7 @@ def main(argv=None):
         return child(args)
     threads = usable_cpus()
     details = []
-    fp32_peak, int8_peak = measured_peaks(threads, details=details)
+    before = measured_peaks(threads, details=details)
     print('this machine: %s' % describe(threads))
     print('ONNX Runtime itself on %d threads: %s' % (threads, ', '.join(
         '%s %.0f G(FL)OP/s' % item for item in details)))
@@ -201,8 +203,8 @@ def main(argv=None):
                 rows.append((batch, name, label, per_face, peak, baseline / per_face))
     # The roof is the best the machine reached, before or after: its speed
     # can drift within a run (a virtual machine's neighbours).
-    fp32_peak, int8_peak = (max(pair) for pair in zip(
-        (fp32_peak, int8_peak), measured_peaks(threads)))
+    fp32_peak, int8_peak, convolution_peak = (max(pair) for pair in zip(
+        before, measured_peaks(threads)))
     print('\nroof: %.0f GFLOP/s FP32, %.0f GOP/s INT8 (the better of each pair, the higher of '
           'its measurements before and after)' % (fp32_peak, int8_peak))
     for batch in batches:
@@ -214,6 +216,14 @@ def main(argv=None):
             print('  %-40s %10.1f %9.2f %11.1f %8.0f%% %9.2fx %9.0f' % (
                 label, per_face * 1e3, 1 / per_face, gflop / per_face,
                 100 * gflop / per_face / roof, ratio, peak))
+    if convolution_peak < 0.9 * int8_peak:
+        print('\nINT8 against ONNX Runtime\'s own INT8 convolution (%.0f GOP/s, the kernel the '
+              'network runs; the matrix product beats it on this CPU, with AMX where it has it, '
+              'which the convolutions do not use): %s' % (convolution_peak, ', '.join(
+                  'batch %d %s %.0f%%' % (batch, label.split(', ')[-1] if ', ' in label
+                                          else 'as the backend runs it',
+                                          100 * gflop / per_face / convolution_peak)
+                  for batch, name, label, per_face, _, _ in rows if name == 'onnx-int8')))
     print('\npeak memory of any process of this benchmark: %.0f MB (the export and INT8 '
           'calibration: %.0f MB)' % (max(peaks), peaks[0]))
 

@@ -189,7 +189,7 @@ def main(argv=None):
         checkpoint = resolve(prefix)
         gflop = count_flops(inference_symbol(load_checkpoint(
             checkpoint.prefix, checkpoint.number)[0]), checkpoint.input_size) / 1e9
-        fp32_peak, _ = measured_peaks(usable_cpus())
+        fp32_peak = measured_peaks(usable_cpus()).fp32
         network = measure('network', prefix, folder)['seconds']
         marginal, startup = pace(prefix, folder, tmp)
         print('\nthis machine: %s; FP32 peak %.0f GFLOP/s (ONNX Runtime, machine.measured_peaks)'

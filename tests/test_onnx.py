@@ -201,20 +201,21 @@ def _calibrated(source, target, feeds):
 
 
 def test_residual_halvings_stay_in_int8_and_fold_into_its_scales(tmp_path):
-    """(a + b) / 2 as Add and Mul: the same values to the bit, and ONNX
-    Runtime's quantizer then keeps the sum in INT8 (QLinearAdd), where a
-    Sum stayed in float between a dequantize and a quantize. A Sum of three
-    and a Div by 3 are left alone. In the quantized graph each Mul by a power
-    of two then folds into the quantization before it: no Mul left, the same
-    integers out (also for two in a row), and no initializer left unused
-    (ONNX Runtime warns of each)."""
+    """(a + b) / 2 as Add and Mul, and a Sum of three as two Adds: the same
+    values (to the bit for the halving, to float rounding for the sum), and
+    ONNX Runtime's quantizer then keeps them in INT8 (QLinearAdd), where a
+    Sum stayed in float between a dequantize and a quantize. A Div by 3 is
+    left alone. In the quantized graph each Mul by a power of two then folds
+    into the quantization before it: no Mul left, the same integers out
+    (also for two in a row), and no initializer left unused (ONNX Runtime
+    warns of each)."""
     from onnx import TensorProto, helper, numpy_helper
 
     from core.inference.export import ort_session
-    from core.inference.rewrites import halvings_as_products, products_into_scales
+    from core.inference.rewrites import halvings_as_products, products_into_scales, sums_as_adds
     shape = [1, 4, 8, 8]
     nodes = [helper.make_node('Sum', ['a', 'b'], ['s']), helper.make_node('Div', ['s', 'two'], ['h']),
-             helper.make_node('Sum', ['a', 'b', 'h'], ['t']),
+             helper.make_node('Sum', ['a', 'b', 'h'], ['t'], name='three'),
              helper.make_node('Div', ['t', 'three'], ['u']),
              helper.make_node('Div', ['u', 'quarter'], ['v']),
              helper.make_node('Div', ['v', 'two'], ['w'])]
@@ -226,21 +227,24 @@ def test_residual_halvings_stay_in_int8_and_fold_into_its_scales(tmp_path):
     plain = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
     model = onnx.ModelProto()
     model.CopyFrom(plain)
-    assert halvings_as_products(model) == 4
-    assert [n.op_type for n in model.graph.node] == ['Add', 'Mul', 'Sum', 'Div', 'Mul', 'Mul']
+    assert sums_as_adds(model) == 2 and halvings_as_products(model) == 3
+    assert [n.op_type for n in model.graph.node] == ['Add', 'Mul', 'Add', 'Add', 'Div', 'Mul',
+                                                     'Mul']
+    assert [n.name for n in model.graph.node[2:4]] == ['three_partial1', 'three']
     paths = {name: str(tmp_path / (name + '.onnx')) for name in ('plain', 'rewritten')}
     onnx.save(plain, paths['plain'])
     onnx.save(model, paths['rewritten'])
     feeds = {name: np.random.RandomState(k).normal(0, 3, shape).astype(np.float32)
              for k, name in enumerate('ab')}
-    assert np.array_equal(ort_session(paths['rewritten']).run(None, feeds)[0],
-                          ort_session(paths['plain']).run(None, feeds)[0])
+    np.testing.assert_allclose(ort_session(paths['rewritten']).run(None, feeds)[0],
+                               ort_session(paths['plain']).run(None, feeds)[0], rtol=0, atol=1e-6)
 
     plain_ops = _calibrated(paths['plain'], str(tmp_path / 'plain-int8.onnx'), feeds)
     assert 'QuantizeLinear' not in plain_ops                    # nothing it quantizes
     int8 = str(tmp_path / 'int8.onnx')
     ops = _calibrated(paths['rewritten'], int8, feeds)
-    assert ops.count('QuantizeLinear') >= 3 and ops.count('Mul') == 3   # Add and Mul in INT8
+    assert ops.count('QuantizeLinear') >= 5 and ops.count('Mul') == 3   # Add and Mul in INT8
+    assert 'Sum' not in ops
     before = ort_session(int8).run(None, feeds)[0]
     model = onnx.load(int8)
     assert products_into_scales(model) == 3   # (a + b) / 2, and the products by 4 then 1/2
@@ -251,6 +255,48 @@ def test_residual_halvings_stay_in_int8_and_fold_into_its_scales(tmp_path):
     folded = str(tmp_path / 'folded.onnx')
     onnx.save(model, folded)
     assert np.array_equal(ort_session(folded).run(None, feeds)[0], before)
+
+
+def test_int8_upsampling_stays_channels_first_and_picks_the_same_pixels(tmp_path):
+    """ONNX Runtime runs a quantized graph channels-last and moves a nearest
+    Resize between two convolutions there (a slow per-pixel path); wrapped
+    in transposes swapping batch and channels, the Resize it runs upsamples
+    channels-first (scales 1, 1, 2, 2), with the same output to the bit."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from core.inference.rewrites import upsamplings_kept_channels_first
+    rng = np.random.RandomState(0)
+    weights = {'wa': rng.normal(0, 0.3, (8, 4, 3, 3)), 'wb': rng.normal(0, 0.3, (4, 8, 3, 3)),
+               'roi': np.zeros(0), 'scales': np.array([1, 1, 2, 2])}
+    graph = helper.make_graph(
+        [helper.make_node('Conv', ['x', 'wa'], ['a'], pads=[1] * 4),
+         helper.make_node('Relu', ['a'], ['r']),
+         helper.make_node('Resize', ['r', 'roi', 'scales'], ['up'], mode='nearest',
+                          coordinate_transformation_mode='asymmetric', nearest_mode='floor'),
+         helper.make_node('Conv', ['up', 'wb'], ['y'], pads=[1] * 4)],
+        'up', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [2, 4, 6, 6])],
+        [helper.make_tensor_value_info('y', TensorProto.FLOAT, [2, 4, 12, 12])],
+        [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+    feeds = {'x': rng.uniform(0, 2, (2, 4, 6, 6)).astype(np.float32)}
+    outputs, layouts = [], []
+    for wrapped in (False, True):
+        if wrapped:
+            assert upsamplings_kept_channels_first(model) == 1
+        fp32, int8 = (str(tmp_path / ('%s-%d.onnx' % (kind, wrapped))) for kind in ('fp32', 'int8'))
+        onnx.save(model, fp32)
+        assert 'Resize' in _calibrated(fp32, int8, feeds)
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / ('optimized-%d.onnx' % wrapped))
+        session = ort.InferenceSession(int8, options, providers=['CPUExecutionProvider'])
+        outputs.append(session.run(None, feeds)[0])
+        optimized = onnx.load(options.optimized_model_filepath)
+        constants = {t.name: numpy_helper.to_array(t) for t in optimized.graph.initializer}
+        resize, = [n for n in optimized.graph.node if n.op_type == 'Resize']
+        layouts.append(constants[resize.input[2]].tolist())
+    assert layouts == [[1, 2, 2, 1], [1, 1, 2, 2]]
+    assert np.array_equal(outputs[0], outputs[1])
 
 
 def test_batchnorms_become_convolutions_that_run_in_int8(tmp_path):
@@ -310,12 +356,16 @@ def test_int8_is_checked_against_fp32_before_it_is_written(trained_synth, tmp_pa
                              '--calibration', str(root / 'synth_test.rec'),
                              '--max-loss', '-100']) == 1
     assert 'nothing written' in capsys.readouterr().err and not refused.exists()
+    # 64 faces none of the above saw: on the 10 of synth_test the two
+    # backends' figures differ by up to 3% either way with this weak network,
+    # depending on the CPU's integer kernels (VNNI or not).
+    synth.write_records(str(tmp_path / 'unseen'), 64, seed=7, progress=False)
     figures = {}
     for backend in ('onnx', 'onnx-int8'):
-        assert test_rec_nme.main(['--rec', str(root / 'synth_test.rec'), '--prefix', prefix,
+        assert test_rec_nme.main(['--rec', str(tmp_path / 'unseen.rec'), '--prefix', prefix,
                                   '--backend', backend, '--output', str(tmp_path / backend)]) == 0
-        figures[backend] = float(re.search(r'nme on synth_test is ([0-9.]+)%',
+        figures[backend] = float(re.search(r'nme on unseen is ([0-9.]+)%',
                                            capsys.readouterr().out).group(1))
-    print('synth_test NME with the test script: %s' % figures)
+    print('NME of 64 unseen faces with the test script: %s' % figures)
     assert figures['onnx-int8'] <= figures['onnx'] * 1.03
     assert (Path(prefix).parent / ('model-%04d-int8.onnx' % resolve(prefix).number)).is_file()

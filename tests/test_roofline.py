@@ -31,3 +31,28 @@ def test_the_network_and_its_onnx_export_count_the_same(tmp_path):
     assert counted > 1e7
     assert onnx_flops(path, 128) == counted
     assert onnx_flops(path, 128, batch=4) == counted
+
+
+def test_the_channels_last_int8_peak_computes_the_standard_convolution(tmp_path):
+    """The INT8 roof times ONNX Runtime's channels-last QLinearConv (the way
+    its INT8 graphs run convolutions, no layout change in the timing); on
+    the same integers it gives the standard channels-first convolution's
+    output, transposed."""
+    import numpy as np
+
+    from benchmarks.machine import _one_node_model, _peak_cases
+    from core.inference.export import ort_session
+    case = next(c for c in _peak_cases(np.random.RandomState(0), size=8, channels=8, side=6,
+                                       batch=2) if c[0] == 'int8_convolution')
+    _, what, _, inputs, constants, output, attributes = case
+    assert what.startswith('QLinearConv') and attributes['channels_last'] == 1
+    last = str(tmp_path / 'last.onnx')
+    _one_node_model(last, 'QLinearConv', inputs, constants, output, **attributes)
+    first = str(tmp_path / 'first.onnx')
+    nchw = {'x': inputs['x'].transpose(0, 3, 1, 2).copy()}
+    _one_node_model(first, 'QLinearConv', nchw, constants, ('y', np.uint8, nchw['x'].shape),
+                    pads=attributes['pads'])
+    y_last = ort_session(last).run(None, inputs)[0]
+    y_first = ort_session(first).run(None, nchw)[0]
+    assert y_last.shape == inputs['x'].shape and len(np.unique(y_first)) > 10
+    assert np.array_equal(y_last.transpose(0, 3, 1, 2), y_first)

@@ -4,8 +4,9 @@ fast VNNI/AVX2 path of x86 CPUs; INT8 activations are slower there than
 FP32), calibrated on the protocol's evaluation crops, and compared with FP32
 on held-out crops before anything is written. With the export's rewrites,
 those before and after quantization (core.inference.rewrites) keep the whole
-network in INT8: the residual sums and their halvings, and the pre-activation
-BatchNorms.
+network in INT8 and channels-last: the residual sums and their halvings, the
+sums between stacks, the pre-activation BatchNorms, and the upsamplings on
+their fast path.
 
 Weights use 7 of their 8 bits (reduce_range): without VNNI, x86 multiplies
 u8 x s8 pairs into saturating 16-bit sums, and full-range weights against
