@@ -13,8 +13,11 @@ reported in every frame whatever the network's points are (a random or
 briefly trained network included); one it cannot find is lost, and keeps
 its number for a while for a detection where it is expected. Detections
 take track numbers by the Hungarian assignment on the IoU of their boxes
-with the tracks' predicted boxes (live tracks first, then lost ones); two
-tracks that come onto one face are merged. A face entering the frame is
+with the tracks' predicted boxes (live tracks first, then lost ones; a
+track's prediction is the better of the box its points carried on and the
+box its detections' own motion predicts, so that a face that passed behind
+another keeps its number when the points of a weak network followed the
+wrong face); two tracks that come onto one face are merged. A face entering the frame is
 found at the next detection, within `detect_every` frames. All the faces of
 a frame go through the network together. Points are smoothed per track by a
 One Euro filter: little smoothing when a point moves fast, much when it
@@ -180,10 +183,21 @@ class _Track(object):
         self.scale = side(self.box)
         self.raw = self.before = self.offset = None
         self.seen = self.detected_at = None
+        # The detector's own motion of this face: its last detected box and
+        # the velocity between its last two detections.
+        self.detected_box, self.detected_velocity = self.box, np.zeros(2)
 
     def predicted(self, frames=1):
         """The box expected `frames` frames on (constant velocity)."""
         return self.box + np.tile(frames * self.velocity, 2)
+
+    def predicted_by_detections(self, index):
+        """The box expected at frame `index` from the detections alone: where
+        a face is hidden by another, the points of the one in front can carry
+        the box of the one behind (or leave it between the two), and the
+        detector's motion still says where each face went."""
+        frames = index - self.detected_at if self.detected_at is not None else 0
+        return self.detected_box + np.tile(frames * self.detected_velocity, 2)
 
     def expected_points(self, frames=1):
         return self.raw + frames * self.velocity
@@ -205,6 +219,10 @@ class _Track(object):
         self.box, self.before, self.raw, self.seen = np.asarray(box, np.float64), self.raw, \
             points, index
         if detected:
+            if self.detected_at is not None and index > self.detected_at:
+                self.detected_velocity = (centre(box) - centre(self.detected_box)) / (
+                    index - self.detected_at)
+            self.detected_box = np.asarray(box[:4], np.float64)
             self.scale, self.detected_at = side(box), index
             size = side(points_box(points))
             if size > 0:
@@ -329,12 +347,15 @@ class Tracker(object):
 
     def _assign(self, tracks, faces, free, index):
         """[(track, face index)] pairs of the Hungarian assignment on the IoU
-        of each track's predicted box with each free face's box."""
+        of each free face's box with each track's predicted box, the better
+        of the box carried by its points and the box its detections alone
+        predict."""
         if not tracks or not free:
             return []
         from scipy.optimize import linear_sum_assignment
-        overlap = np.array([[iou(t.predicted(index - t.seen), faces[k].box) for k in free]
-                            for t in tracks])
+        overlap = np.array([[max(iou(t.predicted(index - t.seen), faces[k].box),
+                                 iou(t.predicted_by_detections(index), faces[k].box))
+                             for k in free] for t in tracks])
         rows, cols = linear_sum_assignment(-overlap)
         return [(tracks[r], free[c]) for r, c in zip(rows, cols)
                 if overlap[r, c] >= self.match_iou]
