@@ -220,9 +220,8 @@ def main(argv=None):
         print('\nINT8 against ONNX Runtime\'s own INT8 convolution (%.0f GOP/s, the kernel the '
               'network runs; the matrix product beats it on this CPU, with AMX where it has it, '
               'which the convolutions do not use): %s' % (convolution_peak, ', '.join(
-                  'batch %d %s %.0f%%' % (batch, label.split(', ')[-1] if ', ' in label
-                                          else 'as the backend runs it',
-                                          100 * gflop / per_face / convolution_peak)
+                  '%s at batch %d %.0f%%' % (label, batch,
+                                              100 * gflop / per_face / convolution_peak)
                   for batch, name, label, per_face, _, _ in rows if name == 'onnx-int8')))
     print('\npeak memory of any process of this benchmark: %.0f MB (the export and INT8 '
           'calibration: %.0f MB)' % (max(peaks), peaks[0]))

@@ -17,8 +17,8 @@ with the tracks' predicted boxes (live tracks first, then lost ones; a
 track's prediction is the better of the box its points carried on and the
 box its detections' own motion predicts, so that a face that passed behind
 another keeps its number when the points of a weak network followed the
-wrong face); two tracks that come onto one face are merged. A face entering the frame is
-found at the next detection, within `detect_every` frames. All the faces of
+wrong face); two tracks that come onto one face are merged. A face entering
+the frame is found at the next detection, within `detect_every` frames. All the faces of
 a frame go through the network together. Points are smoothed per track by a
 One Euro filter: little smoothing when a point moves fast, much when it
 stays (so still faces do not jitter and moving ones do not lag).
